@@ -1,0 +1,5 @@
+import sys
+
+from pytest_rollout.cli import main
+
+sys.exit(main())
