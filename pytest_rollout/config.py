@@ -1,0 +1,353 @@
+"""rollout.toml (or ``[tool.pytest_rollout]`` in pyproject.toml): schema and strict validation.
+
+Every problem is a :class:`ConfigError` that names the file, the key and the bad value; the plugin
+turns it into ``pytest.UsageError``.  Unknown keys are errors too: a typo in a threshold name must
+never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_rollout.durations import parse_duration
+
+DEFAULT_WINDOW_S = 3600.0
+DEFAULT_MIN_SAMPLES = 1000
+DEFAULT_ALPHA = 0.05
+DEFAULT_MAX_STALENESS_S = 300.0
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETRIES = 1
+
+# Built-in phases: always registered as markers, so gates work with no config file at all.
+DEFAULT_PHASES: dict[str, tuple[str, str]] = {
+    "phase0": ("pre-deployment", "pre-deployment checks before anything reaches production"),
+    "phase1": ("shadow", "new code paths run in shadow mode, not used for answers"),
+    "phase2": ("canary", "the new behaviour serves a small cohort"),
+    "phase3": ("ramp", "the cohort grows step by step while SLOs stay green"),
+    "phase4": ("ramp", "the cohort grows step by step while SLOs stay green"),
+    "phase5": ("full rollout", "all traffic on the new behaviour, post-rollout analysis"),
+}
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FlagValue = bool | float
+
+
+class ConfigError(ValueError):
+    """A problem in rollout configuration; the message names file, key and value."""
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    key: str  # marker name, e.g. "phase2"
+    name: str
+    description: str
+    window_s: float = DEFAULT_WINDOW_S
+    duration_s: float | None = None
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    alpha: float = DEFAULT_ALPHA
+    sequential: bool = False
+    holm: bool = False
+    cohort_percent: float | None = None
+    flags: Mapping[str, FlagValue] = field(default_factory=dict)
+    rollback: Mapping[str, FlagValue] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    prometheus_url: str | None = None
+    flags: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retries: int = DEFAULT_RETRIES
+    max_staleness_s: float = DEFAULT_MAX_STALENESS_S
+    audit_log: str | None = None
+    webhook: str | None = None
+    service_url: str | None = None
+    phase_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    source: str  # file the config came from, or "<defaults>"
+    default_environment: str | None = None
+    group_label: str = "group"
+    control: str = "control"
+    treatment: str = "treatment"
+    environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
+    phases: Mapping[str, PhaseConfig] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def phase(self, key: str, environment: str | None = None) -> PhaseConfig:
+        """Phase settings with the environment's overrides applied (defaults if undefined)."""
+        base = self.phases.get(key)
+        if base is None:
+            name, description = DEFAULT_PHASES.get(key, (key, key))
+            base = PhaseConfig(key=key, name=name, description=description)
+        env = self.environments.get(environment or "") if environment else None
+        if env is None or key not in env.phase_overrides:
+            return base
+        return replace(base, **env.phase_overrides[key])
+
+    def threshold(self, name: str, phase: str | None = None) -> float:
+        """A named threshold: the phase's own first, then the global table."""
+        if phase is not None and name in self.phase(phase).thresholds:
+            return self.phase(phase).thresholds[name]
+        if name in self.thresholds:
+            return self.thresholds[name]
+        where = f"[phases.{phase}.thresholds] or [thresholds]" if phase else "[thresholds]"
+        raise ConfigError(
+            f"{self.source}: threshold {name!r} is not defined; add it to {where}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(path: Path | None) -> RolloutConfig:
+    """Read and validate a config file; ``None`` gives the defaults."""
+    if path is None:
+        return RolloutConfig(source="<defaults>")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rollout config: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from None
+    if path.name == "pyproject.toml":
+        raw = raw.get("tool", {}).get("pytest_rollout", {})
+        return parse_config(raw, f"{path} [tool.pytest_rollout]")
+    return parse_config(raw, str(path))
+
+
+def find_config(rootdir: Path) -> Path | None:
+    """rollout.toml in rootdir (or gates/), else a pyproject.toml with [tool.pytest_rollout]."""
+    for candidate in (rootdir / "rollout.toml", rootdir / "gates" / "rollout.toml"):
+        if candidate.is_file():
+            return candidate
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return None  # not ours to judge; pytest reports a broken pyproject itself
+        if "pytest_rollout" in data.get("tool", {}):
+            return pyproject
+    return None
+
+
+class _Reader:
+    """Typed access to one TOML table that reports unknown keys and bad types precisely."""
+
+    def __init__(self, source: str, where: str, table: Any) -> None:
+        self.source, self.where = source, where
+        if not isinstance(table, dict):
+            self.fail("", table, "a table")
+        self.table: dict[str, Any] = table
+        self.used: set[str] = set()
+
+    def fail(self, key: str, value: Any, expected: str) -> None:
+        name = f"{self.where}.{key}" if key else self.where or "top level"
+        raise ConfigError(f"{self.source}: {name} = {value!r}: expected {expected}")
+
+    def get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.table.get(key)
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or not value:
+            self.fail(key, value, "a non-empty string")
+        return str(value)
+
+    def number(self, key: str, default: float | None, lo: float, hi: float) -> float | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not lo <= value <= hi:
+            self.fail(key, value, f"a number between {lo:g} and {hi:g}")
+        return float(value)
+
+    def integer(self, key: str, default: int, lo: int) -> int:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            self.fail(key, value, f"a whole number >= {lo}")
+        return int(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return bool(value)
+
+    def duration(self, key: str, default: float | None) -> float | None:
+        value = self.get(key)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError:
+            self.fail(key, value, "a duration such as '30s', '5m', '1h' or '7d'")
+            raise  # unreachable: fail() raises
+
+    def sub(self, key: str) -> _Reader | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        return _Reader(self.source, f"{self.where}.{key}" if self.where else key, value)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            name = f"{self.where}." if self.where else ""
+            known = ", ".join(sorted(self.used))
+            raise ConfigError(
+                f"{self.source}: unknown key {name}{unknown[0]} (known here: {known})"
+            )
+
+
+def _flag_state(reader: _Reader | None) -> dict[str, FlagValue]:
+    if reader is None:
+        return {}
+    state: dict[str, FlagValue] = {}
+    for key, value in reader.table.items():
+        reader.used.add(key)
+        if isinstance(value, bool):
+            state[key] = value
+        elif isinstance(value, int | float) and math.isfinite(value):
+            state[key] = float(value)
+        else:
+            reader.fail(key, value, "true, false or a number")
+    return state
+
+
+def _thresholds(reader: _Reader | None) -> dict[str, float]:
+    if reader is None:
+        return {}
+    out: dict[str, float] = {}
+    for key, value in reader.table.items():
+        reader.used.add(key)
+        if not _IDENT.match(key):
+            reader.fail(key, value, "a threshold name of letters, digits and underscores")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            reader.fail(key, value, "a finite number")
+        out[key] = float(value)
+    return out
+
+
+_PHASE_OVERRIDABLE = ("window", "duration", "min_samples", "alpha", "cohort_percent")
+
+
+def _phase_fields(r: _Reader, defaults: PhaseConfig | None) -> dict[str, Any]:
+    d = defaults
+    fields: dict[str, Any] = {
+        "window_s": r.duration("window", d.window_s if d else DEFAULT_WINDOW_S),
+        "duration_s": r.duration("duration", d.duration_s if d else None),
+        "min_samples": r.integer("min_samples", d.min_samples if d else DEFAULT_MIN_SAMPLES, 1),
+        "alpha": r.number("alpha", d.alpha if d else DEFAULT_ALPHA, 1e-9, 0.5),
+        "cohort_percent": r.number("cohort_percent", d.cohort_percent if d else None, 0, 100),
+    }
+    return fields
+
+
+def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
+    top = _Reader(source, "", dict(raw))
+    general = top.sub("rollout") or _Reader(source, "rollout", {})
+    default_env = general.string("default_environment")
+    group_label = general.string("group_label", "group") or "group"
+    control = general.string("control", "control") or "control"
+    treatment = general.string("treatment", "treatment") or "treatment"
+    general.finish()
+
+    phases: dict[str, PhaseConfig] = {}
+    phase_table = top.sub("phases")
+    if phase_table is not None:
+        for key in phase_table.table:
+            if not _IDENT.match(key):
+                phase_table.fail(key, key, "a phase key usable as a marker (letters, digits, _)")
+            r = phase_table.sub(key)
+            assert r is not None
+            name, description = DEFAULT_PHASES.get(key, (key, key))
+            phases[key] = PhaseConfig(
+                key=key,
+                name=r.string("name", name) or name,
+                description=r.string("description", description) or description,
+                sequential=r.boolean("sequential", False),
+                holm=r.boolean("holm", False),
+                flags=_flag_state(r.sub("flags")),
+                rollback=_flag_state(r.sub("rollback")),
+                thresholds=_thresholds(r.sub("thresholds")),
+                **_phase_fields(r, None),
+            )
+            r.finish()
+
+    environments: dict[str, EnvironmentConfig] = {}
+    env_table = top.sub("environments")
+    if env_table is not None:
+        for name in env_table.table:
+            r = env_table.sub(name)
+            assert r is not None
+            overrides: dict[str, dict[str, Any]] = {}
+            override_table = r.sub("phases")
+            if override_table is not None:
+                for phase_key in override_table.table:
+                    o = override_table.sub(phase_key)
+                    assert o is not None
+                    present = {k for k in o.table if k in _PHASE_OVERRIDABLE}
+                    parsed = _phase_fields(o, phases.get(phase_key))
+                    o.finish()
+                    names = {"window": "window_s", "duration": "duration_s"}
+                    overrides[phase_key] = {
+                        names.get(k, k): parsed[names.get(k, k)] for k in present
+                    }
+            url = r.string("prometheus_url")
+            if url is not None and not url.startswith(("http://", "https://")):
+                r.fail("prometheus_url", url, "an http:// or https:// URL")
+            environments[name] = EnvironmentConfig(
+                name=name,
+                prometheus_url=url,
+                flags=r.string("flags"),
+                timeout_s=r.duration("timeout", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S,
+                retries=r.integer("retries", DEFAULT_RETRIES, 0),
+                max_staleness_s=r.duration("max_staleness", DEFAULT_MAX_STALENESS_S)
+                or DEFAULT_MAX_STALENESS_S,
+                audit_log=r.string("audit_log"),
+                webhook=r.string("webhook"),
+                service_url=r.string("service_url"),
+                phase_overrides=overrides,
+            )
+            r.finish()
+
+    thresholds = _thresholds(top.sub("thresholds"))
+    top.finish()
+    if default_env is not None and default_env not in environments:
+        raise ConfigError(
+            f"{source}: rollout.default_environment = {default_env!r} but no "
+            f"[environments.{default_env}] table exists"
+        )
+    return RolloutConfig(
+        source=source,
+        default_environment=default_env,
+        group_label=group_label,
+        control=control,
+        treatment=treatment,
+        environments=environments,
+        phases=phases,
+        thresholds=thresholds,
+    )

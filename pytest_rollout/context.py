@@ -1,0 +1,117 @@
+"""What every gate of one run shares: config, environment, the pinned instant, the backends."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pytest_rollout.config import ConfigError, EnvironmentConfig, PhaseConfig, RolloutConfig
+
+if TYPE_CHECKING:
+    from pytest_rollout.metrics.prometheus import PrometheusSource
+
+
+def parse_instant(text: str) -> float:
+    """Unix seconds from RFC 3339 (``2026-11-25T14:00:00Z``) or a plain number of seconds."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"bad time {text!r}: use RFC 3339 (2026-11-25T14:00:00Z) or unix seconds"
+            ) from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"bad time {text!r}: add a timezone, e.g. a trailing Z for UTC")
+        seconds = parsed.timestamp()
+    if not 0 < seconds < 1e11:
+        raise ValueError(f"bad time {text!r}: out of range")
+    return seconds
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class PhaseView:
+    """The ``phase`` fixture: the settings of the phase a gate belongs to."""
+
+    config: PhaseConfig
+    window_s: float
+    rollout: RolloutConfig
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+    def threshold(self, name: str) -> float:
+        """Named threshold from rollout.toml (phase table first, then global)."""
+        try:
+            return self.rollout.threshold(name, self.config.key)
+        except ConfigError as exc:
+            # A missing threshold is a configuration mistake: the gate errors (blocks GO).
+            raise LookupError(str(exc)) from None
+
+
+@dataclass
+class RolloutContext:
+    """Session-wide state; one per process (controller and each xdist worker)."""
+
+    config: RolloutConfig
+    environment: str | None
+    at: float  # pinned evaluation instant, unix seconds
+    window_override_s: float | None
+    prometheus_url: str | None
+    flags_uri: str | None
+    on_abort: str
+    _source: PrometheusSource | None = field(default=None, repr=False)
+
+    @property
+    def env(self) -> EnvironmentConfig:
+        if self.environment and self.environment in self.config.environments:
+            return self.config.environments[self.environment]
+        return EnvironmentConfig(name=self.environment or "default")
+
+    def phase(self, key: str) -> PhaseView:
+        cfg = self.config.phase(key, self.environment)
+        return PhaseView(cfg, self.window_override_s or cfg.window_s, self.config)
+
+    def window(self, key: str | None) -> dict[str, str]:
+        seconds = self.phase(key).window_s if key else (self.window_override_s or 3600.0)
+        return {"start": rfc3339(self.at - seconds), "end": rfc3339(self.at)}
+
+    def prometheus(self) -> PrometheusSource:
+        """The shared Prometheus client; a missing URL is a clear gate error."""
+        if self._source is None:
+            from pytest_rollout.metrics.prometheus import PrometheusSource, PromSettings
+
+            if not self.prometheus_url:
+                raise LookupError(
+                    "no Prometheus URL: pass --rollout-prometheus-url, set ROLLOUT_PROMETHEUS_URL, "
+                    f"or set prometheus_url in [environments.{self.environment or '<name>'}] "
+                    f"of {self.config.source}"
+                )
+            env = self.env
+            settings = PromSettings.from_env(
+                self.prometheus_url, timeout_s=env.timeout_s, retries=env.retries,
+                max_staleness_s=env.max_staleness_s,
+            )
+            self._source = PrometheusSource(settings, self.at)
+        return self._source
+
+    def describe(self) -> Mapping[str, Any]:
+        """Context for the decision record and report, free of credentials."""
+        from pytest_rollout.metrics.prometheus import redact_url
+
+        return {
+            "prometheus_url": redact_url(self.prometheus_url) if self.prometheus_url else None,
+            "operator": os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+            or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown",
+            "ci": bool(os.environ.get("CI")),
+        }
