@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -129,9 +129,16 @@ def load_config(path: Path | None) -> RolloutConfig:
     return parse_config(raw, str(path))
 
 
-def find_config(rootdir: Path) -> Path | None:
-    """rollout.toml in rootdir (or gates/), else a pyproject.toml with [tool.pytest_rollout]."""
-    for candidate in (rootdir / "rollout.toml", rootdir / "gates" / "rollout.toml"):
+def find_config(rootdir: Path, test_paths: Sequence[str] = ()) -> Path | None:
+    """rollout.toml beside the tests asked for (``pytest gates`` -> gates/rollout.toml), else in
+    rootdir, else a pyproject.toml with [tool.pytest_rollout]."""
+    candidates = []
+    for arg in test_paths:
+        path = Path(arg.split("::", 1)[0])
+        directory = path if path.is_dir() else path.parent
+        candidates.append(directory / "rollout.toml")
+    candidates.append(rootdir / "rollout.toml")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     pyproject = rootdir / "pyproject.toml"

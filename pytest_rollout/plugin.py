@@ -118,7 +118,7 @@ def _setting(config: pytest.Config, dest: str, env: str | None) -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config_path = _setting(config, "rollout_config", None)
     try:
-        path = Path(config_path) if config_path else find_config(config.rootpath)
+        path = Path(config_path) if config_path else find_config(config.rootpath, config.args)
         rollout_config = load_config(path)
     except ConfigError as exc:
         raise pytest.UsageError(f"pytest-rollout: {exc}") from None
