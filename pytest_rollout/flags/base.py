@@ -46,7 +46,15 @@ class FlagFormatError(FlagError, ValueError):
 
 
 class FlagBackendError(FlagError):
-    """The backend could not be read or written (I/O error, HTTP error, timeout, lock timeout)."""
+    """The backend could not be read or written (I/O error, HTTP error, timeout, lock timeout).
+
+    ``took_effect`` is False when the change certainly did not happen, None when nobody can tell
+    (e.g. an HTTP request timed out after it was sent).
+    """
+
+    def __init__(self, message: str, *, took_effect: bool | None = False) -> None:
+        super().__init__(message)
+        self.took_effect = took_effect
 
 
 class FlagVerificationError(FlagError):

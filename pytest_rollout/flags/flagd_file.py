@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.flags.audit import AuditLog, ChangeContext
 from pytest_rollout.flags.base import (
     FlagBackendError,
     FlagFormatError,
     FlagState,
     FlagValue,
+    FlagVerificationError,
     UnknownFlagError,
     coerce_value,
 )
+from pytest_rollout.flags.controller import AuditedController, BeforeWrite
 
 __all__ = [
     "SCHEMA_URL",
@@ -47,7 +49,11 @@ __all__ = [
     "parse_flags",
     "change_id_of",
     "cohort_definition",
+    "FlagdFileController",
+    "URI_PREFIX",
 ]
+
+URI_PREFIX = "flagd-file:"
 
 SCHEMA_URL = "https://flagd.dev/schema/v0/flags.json"
 # Flag-set metadata key stamping the audit change id of the last audited write; flagd accepts
@@ -259,14 +265,18 @@ def locked_update(
     *,
     before_replace: Callable[[dict[str, Any], dict[str, FlagState], dict[str, FlagState]], None]
     | None = None,
+    after_replace: Callable[[dict[str, FlagState]], None] | None = None,
     change_id: str | None = None,
     dry_run: bool = False,
 ) -> tuple[dict[str, FlagState], dict[str, FlagState], str | None]:
-    """Read, validate, (hook), write atomically, all under ``<path>.lock``.
+    """Read, validate, (hook), write atomically, (hook), all under ``<path>.lock``.
 
-    ``before_replace(old_document, before, after)`` runs under the lock after validation and
-    before the new file replaces the old one: the audit log appends its lines there, so a change
-    that took effect always has its audit line.  Returns (before, after, previous change id).
+    ``before_replace(old_document, before, after)`` runs after validation and before the new
+    file replaces the old one: the audit log appends its lines there, so a change that took
+    effect always has its audit line.  ``after_replace(after)`` runs once the new file is in
+    place, still under the lock, so a read-back sees this writer's file and not a racing
+    writer's.  ``change_id`` is stamped into the flag-set metadata.  Returns (before, after,
+    previous change id).
     """
     from filelock import FileLock, Timeout
 
@@ -289,6 +299,8 @@ def locked_update(
             if before_replace is not None:
                 before_replace(document, before, after)
             write_document_atomically(target, new_document)
+            if after_replace is not None:
+                after_replace(after)
             return before, after, previous_id
     except Timeout as exc:
         raise FlagBackendError(
@@ -313,5 +325,88 @@ def apply_changes(
     return after
 
 
-def is_integer_percent(value: float) -> bool:
-    return math.isfinite(value) and float(value).is_integer()
+class FlagdFileController(AuditedController):
+    """``flagd-file:PATH``: a flagd JSON file, audited, verified through the flagd provider.
+
+    The default audit log is ``<PATH>.audit.jsonl`` next to the flag file.
+    """
+
+    scheme = "flagd-file"
+    stamps_change_ids = True
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, audit: AuditLog | None, context: ChangeContext
+    ) -> None:
+        self.path = Path(path)
+        super().__init__(URI_PREFIX + os.fspath(path), audit=audit, context=context)
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, audit_log: Path | None, context: ChangeContext
+    ) -> FlagdFileController:
+        if not uri.startswith(URI_PREFIX) or not uri[len(URI_PREFIX) :]:
+            raise FlagFormatError(f"not a flagd-file URI (expected flagd-file:PATH): {uri!r}")
+        path = Path(uri[len(URI_PREFIX) :]).expanduser()
+        if audit_log is None:
+            audit_log = default_audit_path(path)
+        return cls(path, audit=AuditLog(audit_log), context=context)
+
+    def get_all(self) -> dict[str, FlagState]:
+        return read_flags(self.path)
+
+    def current_change_id(self) -> str | None:
+        return change_id_of(read_document(self.path))
+
+    def _plan(self, changes: Mapping[str, FlagValue]) -> dict[str, FlagState]:
+        _, _, after = plan_changes(read_document(self.path), changes)
+        return after
+
+    def _apply(
+        self,
+        changes: Mapping[str, FlagValue],
+        *,
+        change_id: str,
+        reason: str,
+        before_write: BeforeWrite,
+    ) -> tuple[dict[str, FlagState], dict[str, FlagState]]:
+        def audit_first(
+            document: dict[str, Any], before: dict[str, FlagState], after: dict[str, FlagState]
+        ) -> None:
+            before_write(before, after, change_id_of(document))
+
+        def read_back(after: dict[str, FlagState]) -> None:
+            self._verify_states({name: after[name].value for name in changes}, after, change_id)
+
+        before, after, _ = locked_update(
+            self.path,
+            changes,
+            before_replace=audit_first,
+            after_replace=read_back,
+            change_id=change_id,
+        )
+        return before, after
+
+    def _read_back(self, expected: Mapping[str, FlagValue]) -> None:
+        self._verify_states(expected, self.get_all(), None)
+
+    def _verify_states(
+        self,
+        expected: Mapping[str, FlagValue],
+        states: Mapping[str, FlagState],
+        change_id: str | None,
+    ) -> None:
+        from pytest_rollout.flags.verify import verify_flagd_file
+
+        missing = [name for name in expected if name not in states]
+        if missing:
+            raise FlagVerificationError(f"flags {missing} are not in {os.fspath(self.path)!r}")
+        report = verify_flagd_file(self.path, expected, states, change_id=change_id)
+        if not report.ok:
+            raise FlagVerificationError(
+                f"read-back through the flagd provider disagrees: {report.summary()}"
+            )
+
+
+def default_audit_path(flag_file: str | os.PathLike[str]) -> Path:
+    """``<flag file>.audit.jsonl``, next to the flag file."""
+    return Path(os.fspath(flag_file) + ".audit.jsonl")

@@ -1,0 +1,318 @@
+"""Append-only audit log of flag changes (JSON lines, fsync'd before the change takes effect).
+
+Every change appends one ``"kind": "change"`` line per flag, all sharing the change ``id``::
+
+    {"kind": "change", "id": "20261125T140000Z-3f9a1c", "time": "2026-11-25T14:00:00.123Z",
+     "actor": "alice", "environment": "production", "phase": "phase2", "flag": "blended_recall",
+     "type": "cohort", "before": 5.0, "after": 0.0, "reason": "p99 regression",
+     "run_id": "cli-...", "backend": "flagd-file:/etc/flags.json", "parent": "<previous id>"}
+
+and, once the backend was written and read back, one ``"kind": "outcome"`` line
+(``"status"``: ``verified`` | ``unverified`` | ``failed``, plus ``"message"``).
+
+The crash rule: change lines are appended and fsync'd *before* the change can take effect, so a
+change that took effect always has its lines.  A crash in between can leave change lines for a
+change that never took effect; :func:`reconcile` tells them apart (an outcome line, else the
+change id the flag file carries and the ``parent`` chain, see ``docs/flags.md``).  A torn last
+line (crash mid-append) is ignored: its change cannot have taken effect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_rollout.flags.base import FlagBackendError, FlagState
+
+LOCK_TIMEOUT_S = 30.0
+# Environment variables naming who acts, most specific first (CI systems, then the login).
+_ACTOR_VARIABLES = (
+    "ROLLOUT_ACTOR",
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+    "BUILD_USER_ID",
+    "BUILDKITE_BUILD_CREATOR",
+    "USER",
+    "LOGNAME",
+)
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T14:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_change_id() -> str:
+    """Sortable by time, unique enough for one team's changes: ``20261125T140000Z-3f9a1c``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def default_actor() -> str:
+    """Who is acting: ROLLOUT_ACTOR, a CI identity, or the login name."""
+    for variable in _ACTOR_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class ChangeContext:
+    """Who changes flags, where and why the run exists; copied into every audit line."""
+
+    actor: str
+    environment: str | None = None
+    phase: str | None = None
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class AuditedChange:
+    """One change (one id) as read back from the log, with its reconciled status."""
+
+    id: str
+    time: str
+    actor: str
+    reason: str
+    flags: dict[str, dict[str, Any]]  # flag -> {"type", "before", "after"}
+    lines: tuple[dict[str, Any], ...]
+    status: str  # verified | unverified | failed | applied | not-applied | unknown
+    message: str = ""
+    parent: str | None = None
+
+    @property
+    def before(self) -> dict[str, Any]:
+        return {name: entry["before"] for name, entry in self.flags.items()}
+
+    @property
+    def after(self) -> dict[str, Any]:
+        return {name: entry["after"] for name, entry in self.flags.items()}
+
+
+@dataclass
+class AuditLog:
+    """An append-only JSON-lines file; appends are serialised by ``<path>.lock`` and fsync'd."""
+
+    path: Path
+    lock_timeout_s: float = field(default=LOCK_TIMEOUT_S)
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``records`` in one write and fsync before returning."""
+        from filelock import FileLock, Timeout
+
+        data = "".join(
+            json.dumps(dict(record), sort_keys=False, allow_nan=False) + "\n" for record in records
+        ).encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout_s):
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    self._heal_torn_tail(fd)
+                    written = 0
+                    while written < len(data):
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except Timeout as exc:
+            raise FlagBackendError(
+                f"could not lock audit log {str(self.path)!r} within {self.lock_timeout_s:g} s"
+            ) from exc
+        except OSError as exc:
+            raise FlagBackendError(f"cannot append to audit log {str(self.path)!r}: {exc}") from exc
+
+    def _heal_torn_tail(self, fd: int) -> None:
+        # A crash mid-append leaves a last line without "\n"; end it so the next record parses.
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) != b"\n":
+                os.write(fd, b"\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every parseable record in order; torn or foreign lines are skipped."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise FlagBackendError(f"cannot read audit log {str(self.path)!r}: {exc}") from exc
+        records = []
+        for line in raw.splitlines():
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                records.append(record)
+        return records
+
+    def changes(
+        self,
+        *,
+        backend_read: bool = False,
+        current_change_id: str | None = None,
+        current_state: Mapping[str, Any] | None = None,
+    ) -> list[AuditedChange]:
+        """Changes in log order, each with its status reconciled (see :func:`reconcile`)."""
+        return reconcile(
+            self.records(),
+            backend_read=backend_read,
+            current_change_id=current_change_id,
+            current_state=current_state,
+        )
+
+
+def change_records(
+    change_id: str,
+    context: ChangeContext,
+    *,
+    backend: str,
+    reason: str,
+    before: Mapping[str, FlagState],
+    after: Mapping[str, FlagState],
+    flags: Iterable[str],
+    parent: str | None,
+    with_parent: bool = True,
+) -> list[dict[str, Any]]:
+    """The ``"kind": "change"`` lines of one change, one per flag.
+
+    ``parent`` (the change id the backend carried before) is written only for backends that
+    stamp ids (``with_parent``); its absence tells :func:`reconcile` there is no chain.
+    """
+    time = utc_now()
+    records = [
+        {
+            "kind": "change",
+            "id": change_id,
+            "time": time,
+            "actor": context.actor,
+            "environment": context.environment,
+            "phase": context.phase,
+            "flag": name,
+            "type": after[name].type,
+            "before": before[name].value,
+            "after": after[name].value,
+            "reason": reason,
+            "run_id": context.run_id,
+            "backend": backend,
+        }
+        for name in flags
+    ]
+    if with_parent:
+        for record in records:
+            record["parent"] = parent
+    return records
+
+
+def outcome_record(change_id: str, status: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "outcome",
+        "id": change_id,
+        "time": utc_now(),
+        "status": status,
+        "message": message,
+    }
+
+
+def _state_matches(expected: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    for name, value in expected.items():
+        if name not in current:
+            return False
+        have = current[name]
+        if isinstance(value, bool) or isinstance(have, bool):
+            if value != have:
+                return False
+        elif abs(float(value) - float(have)) > 1e-6:
+            return False
+    return True
+
+
+def reconcile(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    backend_read: bool = False,
+    current_change_id: str | None = None,
+    current_state: Mapping[str, Any] | None = None,
+) -> list[AuditedChange]:
+    """Group lines into changes and decide, for each, whether it took effect.
+
+    * An outcome line decides (verified / unverified / failed).
+    * Otherwise the writer died between its audit append and its outcome.  Backends that stamp
+      change ids (their lines carry ``parent``): the change took effect ("applied") if the
+      backend still carries its id or a later change names it as ``parent``, else
+      "not-applied"; for the last change that needs ``backend_read`` (the caller read
+      ``current_change_id`` from the backend), else "unknown".
+    * Backends without ids: the last change is "applied" when ``current_state`` shows its
+      values, else "unknown".
+    """
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    outcomes: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        if record.get("kind") == "outcome":
+            outcomes[record["id"]] = record
+        elif record.get("kind") == "change" and isinstance(record.get("flag"), str):
+            grouped.setdefault(record["id"], []).append(dict(record))
+    order = list(grouped)
+    later_parents: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for change_id in reversed(order):
+        later_parents[change_id] = set(seen)
+        parent = grouped[change_id][0].get("parent")
+        if isinstance(parent, str):
+            seen.add(parent)
+    changes = []
+    for position, change_id in enumerate(order):
+        lines = grouped[change_id]
+        first = lines[0]
+        flags = {
+            line["flag"]: {
+                "type": line.get("type"),
+                "before": line.get("before"),
+                "after": line.get("after"),
+            }
+            for line in lines
+        }
+        is_last = position == len(order) - 1
+        outcome = outcomes.get(change_id)
+        if outcome is not None:
+            status = str(outcome.get("status", "unknown"))
+            message = str(outcome.get("message", ""))
+        elif "parent" in first:
+            if change_id == current_change_id or change_id in later_parents[change_id]:
+                status, message = "applied", "writer stopped after the change took effect"
+            elif not is_last or backend_read:
+                status, message = "not-applied", "writer stopped before the change took effect"
+            else:
+                status, message = "unknown", "writer stopped; backend not read"
+        elif is_last and current_state is not None:
+            if _state_matches({k: v["after"] for k, v in flags.items()}, current_state):
+                status, message = "applied", "writer stopped; the backend shows the new values"
+            else:
+                status, message = "unknown", "writer stopped; the backend shows other values"
+        else:
+            status, message = "unknown", "writer stopped before recording the outcome"
+        parent = first.get("parent")
+        changes.append(
+            AuditedChange(
+                id=change_id,
+                time=str(first.get("time", "")),
+                actor=str(first.get("actor", "")),
+                reason=str(first.get("reason", "")),
+                flags=flags,
+                lines=tuple(lines),
+                status=status,
+                message=message,
+                parent=parent if isinstance(parent, str) else None,
+            )
+        )
+    return changes
