@@ -54,7 +54,8 @@ def decide(gates: Sequence[GateResult]) -> tuple[Decision, str]:
         counts: dict[str, int] = {}
         for g in blocking:
             counts[g.outcome] = counts.get(g.outcome, 0) + 1
-        parts = [f"{n} {o}" for o, n in sorted(counts.items())]
+        words = {"fail": "failed", "inconclusive": "inconclusive", "error": "errored"}
+        parts = [f"{n} {words.get(o, o)}" for o, n in sorted(counts.items())]
         return Decision.HOLD, f"{', '.join(parts)} of {len(gates)} gates: {_list(blocking)}"
     return Decision.GO, f"all {len(gates)} gates passed"
 
