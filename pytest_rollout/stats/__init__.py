@@ -17,7 +17,7 @@ from pytest_rollout.stats.histogram import (
 from pytest_rollout.stats.holm import Holm, holm
 from pytest_rollout.stats.mannwhitney import MannWhitney, mann_whitney_binned
 from pytest_rollout.stats.means import Moments, histogram_moments, mean_delta, moments
-from pytest_rollout.stats.noninferiority import NonInferiority, decide
+from pytest_rollout.stats.noninferiority import NonInferiority, decide, detectable_distance
 from pytest_rollout.stats.power import SampleSize, power, required_sample_size
 from pytest_rollout.stats.proportions import proportion_delta, proportion_estimate, wilson_interval
 from pytest_rollout.stats.result import Delta, GroupEstimate, Verdict
@@ -40,6 +40,7 @@ __all__ = [
     "compare_quantiles",
     "critical_value",
     "decide",
+    "detectable_distance",
     "histogram_moments",
     "holm",
     "mann_whitney_binned",

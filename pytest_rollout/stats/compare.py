@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from pytest_rollout.stats.histogram import quantile_delta
 from pytest_rollout.stats.means import Moments, mean_delta
 from pytest_rollout.stats.noninferiority import NonInferiority, decide
@@ -17,8 +19,9 @@ def compare_quantiles(
 ) -> NonInferiority:
     """Quantile delta from histograms judged against ``margin`` (same unit as the buckets)."""
     return decide(
-        lambda a: quantile_delta(bounds, control_cumulative, treatment_cumulative, q, alpha=a,
-                                 sequential=sequential, tuning_n=tuning_n, unit=unit),
+        lambda a, f: quantile_delta(bounds, _scaled(control_cumulative, f),
+                                    _scaled(treatment_cumulative, f), q, alpha=a,
+                                    sequential=sequential, tuning_n=tuning_n, unit=unit),
         margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
     )
 
@@ -30,9 +33,10 @@ def compare_proportions(
 ) -> NonInferiority:
     """Rate delta (Newcombe) judged against ``margin`` (absolute, 0.001 = 0.1 pp)."""
     return decide(
-        lambda a: proportion_delta(control_successes, control_n, treatment_successes,
-                                   treatment_n, alpha=a, sequential=sequential,
-                                   tuning_n=tuning_n, statistic=statistic),
+        lambda a, f: proportion_delta(control_successes * f, control_n * f,
+                                      treatment_successes * f, treatment_n * f, alpha=a,
+                                      sequential=sequential, tuning_n=tuning_n,
+                                      statistic=statistic),
         margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
     )
 
@@ -44,7 +48,19 @@ def compare_means(
 ) -> NonInferiority:
     """Mean delta (Welch) judged against ``margin``; ``worse="either"`` is equivalence."""
     return decide(
-        lambda a: mean_delta(control, treatment, alpha=a, sequential=sequential,
-                             tuning_n=tuning_n, unit=unit, statistic=statistic),
+        lambda a, f: mean_delta(_more(control, f), _more(treatment, f), alpha=a,
+                                sequential=sequential, tuning_n=tuning_n, unit=unit,
+                                statistic=statistic),
         margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
     )
+
+
+def _scaled(cumulative: Any, scale: float) -> Any:
+    """The same histogram with ``scale`` times the counts (whole counts, for the binomial)."""
+    if scale == 1.0:
+        return cumulative
+    return np.round(np.asarray(cumulative, dtype=np.float64) * scale)
+
+
+def _more(m: Moments, scale: float) -> Moments:
+    return m if scale == 1.0 else Moments(m.mean, m.variance, max(2, round(m.n * scale)))

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_rollout.stats.format import fmt
-from pytest_rollout.stats.power import required_sample_size
 from pytest_rollout.stats.result import Delta, Verdict
 
 WORSE = ("higher", "lower", "either")
@@ -48,8 +47,11 @@ class NonInferiority:
         return self.p_beyond if self.verdict is Verdict.BEYOND else self.p_within
 
 
+DeltaAt = Callable[[float, float], Delta]  # (alpha per side, sample-size scale) -> Delta
+
+
 def decide(
-    delta_at: Callable[[float], Delta],
+    delta_at: DeltaAt,
     margin: float,
     *,
     worse: str = "higher",
@@ -57,16 +59,19 @@ def decide(
     min_n: int = 0,
     power: float = 0.8,
 ) -> NonInferiority:
-    """Verdict of ``delta_at(alpha)`` against ``margin`` (> 0, in the delta's unit).
+    """Verdict of ``delta_at(alpha, 1.0)`` against ``margin`` (>= 0, in the delta's unit).
 
-    ``delta_at`` recomputes the delta's interval at another per-side alpha; the p-values are the
-    smallest alpha at which the interval would prove the claim, so they agree with the verdict.
+    ``delta_at`` recomputes the delta at another per-side alpha, and with every count scaled by a
+    factor (the same data, more of it). The p-values are the smallest alpha at which the interval
+    would prove the claim, so they agree with the verdict. The n needed comes from the interval
+    the scaled data would give, so it reflects skewed tails, bucket widths and sequential
+    multipliers, not only a normal approximation.
     """
     if worse not in WORSE:
         raise ValueError(f"worse must be one of {WORSE}, got {worse!r}")
     if not margin >= 0 or math.isinf(margin):
         raise ValueError(f"margin must be a finite number >= 0, got {margin}")
-    delta = delta_at(alpha)
+    delta = delta_at(alpha, 1.0)
     lo, hi = delta.ci
     within = _proves_within(lo, hi, margin, worse)
     beyond = _proves_beyond(lo, hi, margin, worse)
@@ -79,8 +84,10 @@ def decide(
     p_beyond = _p_value(delta_at, lambda d: _proves_beyond(*d.ci, margin, worse))
     n_needed = None
     if verdict is Verdict.UNDECIDED:
-        n_needed = _n_needed(delta, margin, alpha, power, worse)
-    if n_needed is not None and min_n:
+        n_needed = _n_needed(delta_at, delta, margin, alpha, power, worse)
+    if small:
+        n_needed = {g: max(v, min_n) for g, v in (n_needed or delta.n).items()}
+    elif n_needed is not None and min_n:
         n_needed = {g: max(v, min_n) for g, v in n_needed.items()}
     return NonInferiority(
         delta=delta, margin=margin, worse=worse, verdict=verdict, p_within=p_within,
@@ -105,35 +112,68 @@ def _proves_beyond(lo: float, hi: float, margin: float, worse: str) -> bool:
     return lo > margin or hi < -margin
 
 
-def _p_value(delta_at: Callable[[float], Delta], proven: Callable[[Delta], bool]) -> float:
+def _p_value(delta_at: DeltaAt, proven: Callable[[Delta], bool]) -> float:
     """Smallest per-side alpha at which ``proven`` holds (bisection on log alpha); 1 if none."""
     lo, hi = math.log(1e-12), math.log(0.4999)
-    if not proven(delta_at(math.exp(hi))):
+    if not proven(delta_at(math.exp(hi), 1.0)):
         return 1.0
-    if proven(delta_at(math.exp(lo))):
+    if proven(delta_at(math.exp(lo), 1.0)):
         return 1e-12
     for _ in range(30):
         mid = (lo + hi) / 2.0
-        if proven(delta_at(math.exp(mid))):
+        if proven(delta_at(math.exp(mid), 1.0)):
             hi = mid
         else:
             lo = mid
     return math.exp(hi)
 
 
-def _n_needed(
-    delta: Delta, margin: float, alpha: float, power: float, worse: str
-) -> dict[str, int] | None:
+def detectable_distance(delta: Delta, power: float = 0.8) -> tuple[float, float]:
+    """How far (down, up) the true delta must sit from a bound for this much data to prove it
+    with ``power``: the interval's half-width on that side plus z_power standard errors.
+
+    E.g. with ``worse="higher"`` a margin M is proven when the true delta is <= M - up, and a
+    regression is proven beyond 0 when it is >= down.
+    """
+    from scipy.stats import norm
+
     sd_c, sd_t = delta.unit_sd
-    if not (math.isfinite(sd_c) and math.isfinite(sd_t)) or margin <= 0:
+    se = math.hypot(sd_c / math.sqrt(max(delta.control.n, 1)),
+                    sd_t / math.sqrt(max(delta.treatment.n, 1)))
+    se_lo, se_hi = delta.bound_sd if delta.bound_sd is not None else (se, se)
+    z = float(norm.isf(1.0 - power))
+    lo, hi = delta.ci
+    return (delta.estimate - lo + z * se_lo, hi - delta.estimate + z * se_hi)
+
+
+def _n_needed(
+    delta_at: DeltaAt, delta: Delta, margin: float, alpha: float, power: float, worse: str
+) -> dict[str, int] | None:
+    """Per-group n at which, if the true delta were 0, the verdict would be "within" with
+    ``power`` (for equivalence both bounds must clear, so each side gets half the miss rate)."""
+    if margin <= 0 or not all(math.isfinite(v) for v in delta.unit_sd):
         return None
-    ratio = delta.control.n / max(delta.treatment.n, 1)
-    size = required_sample_size(
-        sd_c, sd_t, margin, alpha=alpha, power=power,
-        ratio=max(ratio, 1e-6), sequential=delta.sequential, tuning_n=delta.tuning_n,
-        two_sided_equivalence=worse == "either",
-    )
-    return {"control": size.n_control, "treatment": size.n_treatment}
+    side_power = 1.0 - (1.0 - power) / 2.0 if worse == "either" else power
+
+    def enough(scale: float) -> bool:
+        down, up = detectable_distance(delta_at(alpha, scale), side_power)
+        need = {"higher": up, "lower": down}.get(worse, max(up, down))
+        return need <= margin
+
+    lo, hi = 0.0, math.log(1e6)
+    if enough(1.0):
+        return None  # enough data already: undecided only because the estimate is near the margin
+    if not enough(math.exp(hi)):
+        return None
+    for _ in range(25):
+        mid = (lo + hi) / 2.0
+        if enough(math.exp(mid)):
+            hi = mid
+        else:
+            lo = mid
+    scale = math.exp(hi)
+    return {"control": math.ceil(delta.control.n * scale),
+            "treatment": math.ceil(delta.treatment.n * scale)}
 
 
 def _explain(
@@ -150,9 +190,8 @@ def _explain(
         direction = "the same as"
     kind = "always-valid " if delta.sequential else ""
     level = f"{delta.level * 100:g} %"
-    bound = {"higher": f"+{fmt(margin, u, delta=True)}", "lower": f"-{fmt(margin, u, delta=True)}"}.get(
-        worse, f"+-{fmt(margin, u, delta=True)}"
-    )
+    shown = fmt(margin, u, delta=True)
+    bound = {"higher": f"+{shown}", "lower": f"-{shown}"}.get(worse, f"+-{shown}")
     text = (
         f"treatment {delta.statistic} is {direction} control, {level} {kind}interval "
         f"{fmt(lo, u, signed=True)} to {fmt(hi, u, signed=True)}"

@@ -39,6 +39,9 @@ class Delta:
     # Standard deviation of one observation's contribution, per group (for power / sample size).
     unit_sd: tuple[float, float]  # (control, treatment)
     tuning_n: float = 1000.0  # where a confidence sequence is tightest (sequential only)
+    # Standard deviation of the interval's (lower, upper) bound over repeated samples, when it
+    # differs from the estimate's (order-statistic bounds in skewed tails); for power.
+    bound_sd: tuple[float, float] | None = None
 
     @property
     def n(self) -> dict[str, int]:
