@@ -1,5 +1,6 @@
 """Project-wide pytest configuration.
 
-The plugin under test is installed (entry point ``pytest11: rollout``), so nothing needs loading
-here; shared test fixtures live in tests/conftest.py.
+Being a rootdir conftest, this file puts the repository root on ``sys.path`` so tests import
+``staging`` and ``examples`` as packages. The plugin under test is loaded through its installed
+entry point (``pytest11: rollout``), exactly as users get it.
 """
