@@ -50,6 +50,8 @@ class AuditedController(ABC):
         self.uri = uri
         self.audit = audit
         self.context = context
+        #: Audit id of the last change this controller started (None before the first).
+        self.last_change_id: str | None = None
 
     # -- what a backend implements --------------------------------------------------------
 
@@ -134,6 +136,7 @@ class AuditedController(ABC):
         if dry_run:
             return self._plan(changes)
         change_id = new_change_id()
+        self.last_change_id = change_id
         audited: list[bool] = []
 
         def before_write(

@@ -1,0 +1,270 @@
+"""``rollout flags get|set|cohort|history|rollback``: operate flags by hand, audited and verified.
+
+Exit status: 0 verified success (or a dry run / read that worked); 1 the change was written but
+could not be verified, or a rollback failed; 2 bad input (unknown flag, wrong type, bad percent,
+missing --reason or URI, unknown audit id); 3 the backend could not be read or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_UNVERIFIED = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+URI_ENV = "ROLLOUT_FLAGS"
+
+
+def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Sub-commands repeat the options with SUPPRESS defaults, so they may come before or after
+    # the sub-command without the sub-parser's default overwriting a value given earlier.
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--flags",
+        dest="flags_uri",
+        metavar="URI",
+        default=default(None),
+        help=f"flag backend: flagd-file:PATH or http(s)://host:port (env {URI_ENV})",
+    )
+    parser.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        default=default(None),
+        help="audit log (default: <flag file>.audit.jsonl, or ./rollout-flags-audit.jsonl)",
+    )
+    parser.add_argument(
+        "--actor", default=default(None), help="who acts (default: $ROLLOUT_ACTOR, CI user, $USER)"
+    )
+    parser.add_argument(
+        "--env",
+        dest="environment",
+        default=default(None),
+        help="environment recorded in the audit log (env ROLLOUT_ENV)",
+    )
+    parser.add_argument("--phase", default=default(None), help="rollout phase for the audit log")
+    parser.add_argument("--reason", default=default(None), help="why (required for changes)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=default(False),
+        help="validate and show the change, write nothing",
+    )
+    parser.add_argument(
+        "--json", dest="as_json", action="store_true", default=default(False), help="JSON output"
+    )
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``rollout flags``; imports nothing heavy."""
+    parser = subparsers.add_parser(
+        "flags",
+        help="read and change feature flags (audited, verified)",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Exit status: 0 verified, 1 not verified / rollback failed, 2 bad input, "
+        "3 backend unreachable. Operator guide: docs/flags.md",
+    )
+    _common_options(parser, suppress=False)
+    actions = parser.add_subparsers(dest="flags_command", metavar="ACTION", required=True)
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        _common_options(sub, suppress=True)
+        return sub
+
+    get = action("get", "show all flags or one")
+    get.add_argument("name", nargs="?")
+    set_ = action("set", "set a boolean or number flag (or a cohort percent)")
+    set_.add_argument("name")
+    set_.add_argument("value", help="true/false/on/off or a number")
+    cohort = action("cohort", "set the percent of spaces in a cohort flag's 'on' cohort")
+    cohort.add_argument("name")
+    cohort.add_argument("percent", help="0..100 (e.g. 5, 2.5, 25%%)")
+    history = action("history", "show the audit log, newest last")
+    history.add_argument("--limit", type=int, default=20, metavar="N", help="last N changes")
+    rollback = action("rollback", "restore the state before an audited change, or a given state")
+    target = rollback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to", metavar="AUDIT_ID", help="restore the values before this change")
+    target.add_argument(
+        "--state", nargs="+", metavar="NAME=VALUE", help="set these values (rollback state)"
+    )
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"rollout flags: error: {message}", file=sys.stderr)
+    return code
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _print_states(states: Mapping[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({name: states[name].to_json() for name in sorted(states)}, indent=2))
+        return
+    for name in sorted(states):
+        state = states[name]
+        suffix = " %" if state.type == "cohort" else ""
+        print(f"{name:<32} {state.type:<8} {_format_value(state.value)}{suffix}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one ``rollout flags`` action; returns the exit status documented above."""
+    from pytest_rollout.flags.base import (
+        FlagBackendError,
+        FlagError,
+        FlagValueError,
+        FlagVerificationError,
+    )
+
+    try:
+        return _run(args)
+    except FlagVerificationError as exc:
+        return _fail(EXIT_UNVERIFIED, f"NOT VERIFIED (the change was written): {exc}")
+    except FlagValueError as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    except FlagBackendError as exc:
+        return _fail(EXIT_BACKEND, str(exc))
+    except FlagError as exc:
+        return _fail(EXIT_BACKEND, str(exc))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pytest_rollout.flags.audit import default_actor
+    from pytest_rollout.flags.base import FlagValueError, parse_cli_value
+    from pytest_rollout.flags.registry import open_controller
+
+    uri = args.flags_uri or os.environ.get(URI_ENV)
+    if not uri:
+        return _fail(EXIT_USAGE, f"no flag backend: pass --flags URI or set {URI_ENV}")
+    controller = open_controller(
+        uri,
+        audit_log=Path(args.audit_log) if args.audit_log else None,
+        actor=args.actor or default_actor(),
+        environment=args.environment or os.environ.get("ROLLOUT_ENV"),
+        phase=args.phase,
+        run_id=f"cli-{socket.gethostname()}-{os.getpid()}",
+    )
+    command = args.flags_command
+    if command == "get":
+        states = controller.get_all()
+        if args.name is not None:
+            states = {args.name: controller.get(args.name)}
+        _print_states(states, args.as_json)
+        return EXIT_OK
+    if command == "history":
+        return _history(controller, args)
+
+    if command == "set":
+        changes: dict[str, bool | float] = {args.name: parse_cli_value(args.value)}
+    elif command == "cohort":
+        state = controller.get(args.name)
+        if state.type != "cohort":
+            raise FlagValueError(f"flag {args.name!r} is a {state.type} flag, not a cohort flag")
+        percent = parse_cli_value(args.percent)
+        if isinstance(percent, bool):
+            raise FlagValueError(f"cohort percent must be a number 0..100, got {args.percent!r}")
+        changes = {args.name: percent}
+    elif args.to is not None:
+        changes = _state_before(controller, args.to)
+    else:
+        changes = _parse_state(args.state)
+
+    reason = (args.reason or "").strip()
+    if not reason and not args.dry_run:
+        return _fail(EXIT_USAGE, "--reason is required for changes (it goes into the audit log)")
+    if command == "rollback":
+        reason = f"rollback{' to before ' + args.to if args.to else ''}: {reason or 'dry run'}"
+    before = controller.snapshot()
+    after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
+    change_id = getattr(controller, "last_change_id", None)
+    result = {
+        "dry_run": args.dry_run,
+        "change_id": None if args.dry_run else change_id,
+        "changes": {
+            name: {"before": before.get(name), "after": after[name].value} for name in changes
+        },
+        "verified": not args.dry_run,
+    }
+    if args.as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, entry in result["changes"].items():
+            print(f"{name}: {_format_value(entry['before'])} -> {_format_value(entry['after'])}")
+        if args.dry_run:
+            print("dry run: nothing written, nothing audited")
+        else:
+            print(f"verified by read-back; audit id {change_id}")
+    return EXIT_OK
+
+
+def _parse_state(items: list[str]) -> dict[str, bool | float]:
+    from pytest_rollout.flags.base import FlagValueError, parse_cli_value
+
+    state: dict[str, bool | float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FlagValueError(f"--state expects NAME=VALUE, got {item!r}")
+        state[name.strip()] = parse_cli_value(value)
+    return state
+
+
+def _state_before(controller: Any, change_id: str) -> dict[str, bool | float]:
+    from pytest_rollout.flags.base import FlagValueError
+
+    for change in controller.history(read_backend=True):
+        if change.id == change_id:
+            if change.status in ("not-applied", "failed"):
+                print(
+                    f"note: change {change_id} is {change.status}; restoring its 'before' "
+                    "values anyway",
+                    file=sys.stderr,
+                )
+            return dict(change.before)
+    raise FlagValueError(f"no change with audit id {change_id!r} in {controller.audit.path}")
+
+
+def _history(controller: Any, args: argparse.Namespace) -> int:
+    changes = controller.history(read_backend=True)
+    if args.limit > 0:
+        changes = changes[-args.limit :]
+    if args.as_json:
+        rows = [
+            {
+                "id": c.id,
+                "time": c.time,
+                "actor": c.actor,
+                "reason": c.reason,
+                "status": c.status,
+                "message": c.message,
+                "flags": c.flags,
+            }
+            for c in changes
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not changes:
+        print("no audited changes")
+    for change in changes:
+        moves = ", ".join(
+            f"{name} {_format_value(v['before'])}->{_format_value(v['after'])}"
+            for name, v in change.flags.items()
+        )
+        print(f"{change.id}  {change.time}  {change.actor:<12} {change.status:<11} {moves}")
+        print(f"    reason: {change.reason}")
+    return EXIT_OK
