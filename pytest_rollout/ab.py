@@ -1,0 +1,365 @@
+"""The ``ab`` fixture: treatment-vs-control comparisons from Prometheus, as gate verdicts.
+
+Counts come from ``increase(...[window])`` at the run's pinned instant, summed by the cohort
+label (and ``le`` for histograms); the statistics are in :mod:`pytest_rollout.stats`. Every
+comparison is recorded on the gate (headline via ``gate.observe``, the full numbers under
+``gate.extra["comparisons"]``) before a gate acts on it with ``require()`` or
+``abort_if_worse()``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_rollout.gate import GateRecord
+from pytest_rollout.outcomes import inconclusive
+from pytest_rollout.stats import (
+    SRM_ALPHA,
+    Moments,
+    NonInferiority,
+    SampleRatio,
+    Verdict,
+    compare_means,
+    compare_proportions,
+    compare_quantiles,
+    histogram_moments,
+    mann_whitney_binned,
+    sample_ratio_mismatch,
+)
+from pytest_rollout.stats.format import quantile_name
+
+
+class _Sample(Protocol):
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def value(self) -> float: ...
+
+
+class VectorSource(Protocol):
+    """What AB needs from the ``prom`` fixture (PromQuery): an instant vector query."""
+
+    def vector(self, query: str) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class ABSettings:
+    """A/B settings of a phase (from rollout.toml)."""
+
+    group_label: str = "group"
+    control: str = "control"
+    treatment: str = "treatment"
+    window: str = "1h"  # PromQL duration of the evaluation window
+    min_samples: int = 1000  # per group; fewer -> inconclusive
+    alpha: float = 0.05  # two-sided; each side of an interval errs with alpha / 2
+    sequential: bool = False  # always-valid intervals for gates re-run during a hold
+    holm_family_size: int = 1  # criteria tested as one family: each gets alpha / size
+    power: float = 0.8  # for the "n still needed" of an undecided comparison
+    tuning_n: int | None = None  # where confidence sequences are tightest (default min_samples)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.holm_family_size < 1:
+            raise ValueError(f"holm_family_size must be >= 1, got {self.holm_family_size}")
+        if self.control == self.treatment:
+            raise ValueError("control and treatment must be different label values")
+
+    @property
+    def alpha_per_side(self) -> float:
+        # Bonferroni over the family is Holm's first step: valid without the other p-values,
+        # which live in other gate tests.
+        return self.alpha / 2.0 / self.holm_family_size
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison a gate acts on. ``require()``: a success criterion; ``abort_if_worse()``:
+    an abort trigger. Both return ``self`` when the gate passes."""
+
+    kind: str  # "quantile_delta" | "proportion_delta" | "mean_delta" | "srm"
+    metric: str  # what was compared, in words
+    result: NonInferiority | SampleRatio
+    queries: tuple[str, ...]
+    min_samples: int
+    reference: dict[str, Any] = field(default_factory=dict)  # e.g. Mann-Whitney U, for the report
+    gate: GateRecord | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def verdict(self) -> Verdict:
+        if isinstance(self.result, SampleRatio):
+            return Verdict.BEYOND if self.result.mismatch else Verdict.WITHIN
+        return self.result.verdict
+
+    @property
+    def explanation(self) -> str:
+        return self.result.explanation
+
+    @property
+    def n(self) -> dict[str, int]:
+        return dict(self.result.n)
+
+    @property
+    def p_value(self) -> float:
+        return self.result.p_value
+
+    def _too_few(self) -> bool:
+        if isinstance(self.result, SampleRatio):
+            return sum(self.result.n.values()) == 0
+        return min(self.result.n.values()) < self.min_samples
+
+    def require(self) -> Comparison:
+        """Pass only when proven within the margin; fail when proven beyond; otherwise (or below
+        the minimum n) inconclusive."""
+        self._observe("criterion")
+        if self._too_few() or self.verdict is Verdict.UNDECIDED:
+            inconclusive(f"{self.metric}: {self.explanation}")
+        if self.verdict is Verdict.BEYOND:
+            raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
+        return self
+
+    def abort_if_worse(self) -> Comparison:
+        """Fail (roll back) only when proven beyond the margin; inconclusive below the minimum
+        n; pass otherwise."""
+        self._observe("abort")
+        if self._too_few():
+            inconclusive(f"{self.metric}: {self.explanation}")
+        if self.verdict is Verdict.BEYOND:
+            raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
+        return self
+
+    def _advice(self) -> str:
+        if self.kind == "srm":
+            return ("fix cohort assignment or logging before trusting any other comparison; "
+                    "hold the rollout")
+        return "hold the canary and investigate the treatment path"
+
+    def _observe(self, role: str) -> None:
+        if self.gate is None:
+            return
+        r = self.result
+        if isinstance(r, SampleRatio):
+            self.gate.observe(metric=self.metric, observed=r.chi2, threshold=SRM_ALPHA,
+                              unit="", n=r.n, p_value=r.p_value, explanation=r.explanation)
+            return
+        signed = {"higher": r.margin, "lower": -r.margin}.get(r.worse, r.margin)
+        p = r.p_beyond if role == "abort" else r.p_within
+        self.gate.observe(metric=self.metric, observed=r.estimate, threshold=signed,
+                          unit=r.delta.unit, n=r.n, p_value=p, ci=r.ci,
+                          explanation=r.explanation)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Numbers and queries for the decision record and the report (JSON-friendly)."""
+        out: dict[str, Any] = {
+            "kind": self.kind, "metric": self.metric, "verdict": self.verdict.value,
+            "n": self.n, "p_value": _finite(self.p_value), "explanation": self.explanation,
+            "queries": list(self.queries), "min_samples": self.min_samples,
+        }
+        r = self.result
+        if isinstance(r, SampleRatio):
+            out.update(chi2=_finite(r.chi2), observed=dict(r.observed), expected=dict(r.expected))
+        else:
+            d = r.delta
+            out.update(
+                statistic=d.statistic, unit=d.unit, estimate=_finite(d.estimate),
+                ci=[_finite(d.ci[0]), _finite(d.ci[1])], level=d.level, margin=r.margin,
+                worse=r.worse, p_within=r.p_within, p_beyond=r.p_beyond,
+                n_needed=r.n_needed, alpha_per_side=d.alpha, sequential=d.sequential,
+                groups={
+                    name: {"estimate": _finite(g.estimate),
+                           "ci": [_finite(g.ci[0]), _finite(g.ci[1])], "n": g.n,
+                           "resolution": _finite(g.resolution)}
+                    for name, g in (("control", d.control), ("treatment", d.treatment))
+                },
+            )
+        if self.reference:
+            out["reference"] = dict(self.reference)
+        return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
+
+
+def split_selector(selector: str) -> tuple[str, str]:
+    """``'x_total{a!="b"}'`` -> ``("x_total", 'a!="b"')``; only plain selectors are accepted
+    because the group label and ``increase()`` are added around them."""
+    m = _SELECTOR.match(selector)
+    if not m:
+        raise ValueError(f"expected a metric selector like name{{label=\"v\"}}, got {selector!r}")
+    return m.group(1), (m.group(2) or "").strip().rstrip(",")
+
+
+class AB:
+    """Treatment-vs-control comparisons over the phase's window (the ``ab`` fixture)."""
+
+    def __init__(self, prom: VectorSource, gate: GateRecord, settings: ABSettings) -> None:
+        self.prom = prom
+        self.gate = gate
+        self.settings = settings
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _selector(self, metric: str, suffix: str = "") -> str:
+        name, matchers = split_selector(metric)
+        s = self.settings
+        if re.search(rf"(^|[,\s]){re.escape(s.group_label)}\s*(=|!=|=~|!~)", matchers):
+            raise ValueError(f"{metric!r} already selects on {s.group_label!r}; the ab fixture "
+                             "adds the cohort label itself")
+        group = f'{s.group_label}=~"{re.escape(s.control)}|{re.escape(s.treatment)}"'
+        inner = f"{matchers}, {group}" if matchers else group
+        return f"{name}{suffix}{{{inner}}}"
+
+    def _increase(self, selector: str, by: str) -> str:
+        return f"sum by ({by}) (increase({selector}[{self.settings.window}]))"
+
+    def _per_group(self, query: str) -> dict[str, float]:
+        s = self.settings
+        out = {s.control: 0.0, s.treatment: 0.0}
+        for sample in self.prom.vector(query):
+            g = sample.labels.get(s.group_label)
+            if g in out:
+                if not math.isfinite(sample.value):
+                    inconclusive(f"{query} returned {sample.value} for {g}")
+                out[g] += max(float(sample.value), 0.0)
+        return out
+
+    def _histogram(self, metric: str) -> tuple[list[float], dict[str, list[float]], str]:
+        s = self.settings
+        query = self._increase(self._selector(metric, "_bucket"), f"le, {s.group_label}")
+        by_group: dict[str, dict[float, float]] = {s.control: {}, s.treatment: {}}
+        for sample in self.prom.vector(query):
+            g = sample.labels.get(s.group_label)
+            if g not in by_group or "le" not in sample.labels:
+                continue
+            if not math.isfinite(sample.value):
+                inconclusive(f"{query} returned {sample.value} for {g}")
+            by_group[g][float(sample.labels["le"])] = float(sample.value)
+        for g, buckets in by_group.items():
+            if not buckets:
+                inconclusive(f"no {metric} histogram data for {s.group_label}={g!r} in the last "
+                             f"{s.window}: {query}")
+        bounds = sorted(set(by_group[s.control]) | set(by_group[s.treatment]))
+        if not bounds or not math.isinf(bounds[-1]):
+            inconclusive(f"{metric} has no le=\"+Inf\" bucket: {query}")
+        if set(by_group[s.control]) != set(by_group[s.treatment]):
+            inconclusive(f"{metric}: control and treatment use different buckets: {query}")
+        # increase() extrapolates, so counts are fractional; the statistics need whole counts.
+        cum: dict[str, list[float]] = {}
+        for g, buckets in by_group.items():
+            running = 0.0
+            cum[g] = [running := max(running, float(round(buckets[b]))) for b in bounds]
+        for g, counts in cum.items():
+            if counts[-1] <= 0:
+                inconclusive(f"no {metric} observations for {s.group_label}={g!r} in the last "
+                             f"{s.window}")
+        return bounds, cum, query
+
+    # -- comparisons -----------------------------------------------------------------------
+
+    def quantile_delta(
+        self, metric: str, *, q: float, margin: float, worse: str = "higher"
+    ) -> Comparison:
+        """Treatment minus control q-quantile of a histogram (seconds), against ``margin``."""
+        s = self.settings
+        bounds, cum, query = self._histogram(metric)
+        result = compare_quantiles(
+            bounds, cum[s.control], cum[s.treatment], q, margin, worse=worse,
+            alpha=s.alpha_per_side, sequential=s.sequential, tuning_n=self._tuning_n(),
+            min_n=s.min_samples, power=s.power,
+        )
+        per_c = _per_bucket(cum[s.control])
+        per_t = _per_bucket(cum[s.treatment])
+        mw = mann_whitney_binned(per_c, per_t)
+        ref = {"mann_whitney": {"u": _finite(mw.u), "p_value": _finite(mw.p_value),
+                                "prob_treatment_higher": _finite(mw.prob_treatment_higher),
+                                "explanation": mw.explanation}}
+        return self._record(Comparison(
+            "quantile_delta", f"{metric} {quantile_name(q)} delta", result, (query,),
+            s.min_samples, ref, self.gate))
+
+    def proportion_delta(
+        self, numerator: str, denominator: str, *, margin: float, worse: str = "higher"
+    ) -> Comparison:
+        """Treatment minus control rate ``increase(numerator) / increase(denominator)``."""
+        s = self.settings
+        q_num = self._increase(self._selector(numerator), s.group_label)
+        q_den = self._increase(self._selector(denominator), s.group_label)
+        num = self._per_group(q_num)
+        den = self._per_group(q_den)
+        for g in (s.control, s.treatment):
+            if round(den[g]) <= 0:
+                inconclusive(f"no {denominator} for {s.group_label}={g!r} in the last "
+                             f"{s.window}: {q_den}")
+        x = {g: min(float(round(num[g])), float(round(den[g]))) for g in den}
+        n = {g: float(round(den[g])) for g in den}
+        result = compare_proportions(
+            x[s.control], n[s.control], x[s.treatment], n[s.treatment], margin, worse=worse,
+            alpha=s.alpha_per_side, sequential=s.sequential, tuning_n=self._tuning_n(),
+            min_n=s.min_samples, power=s.power, statistic="rate",
+        )
+        return self._record(Comparison(
+            "proportion_delta", f"{numerator} / {denominator} rate delta",
+            result, (q_num, q_den), s.min_samples, {}, self.gate))
+
+    def mean_delta(
+        self, metric: str, *, margin: float, worse: str = "higher"
+    ) -> Comparison:
+        """Treatment minus control mean of a histogram (``_sum / _count``, variance from the
+        buckets); ``worse="either"`` asks for two-sided equivalence within +-margin."""
+        s = self.settings
+        bounds, cum, q_buckets = self._histogram(metric)
+        q_sum = self._increase(self._selector(metric, "_sum"), s.group_label)
+        sums = self._per_group(q_sum)
+        groups: dict[str, Moments] = {
+            g: histogram_moments(bounds, cum[g], sums[g]) for g in (s.control, s.treatment)
+        }
+        result = compare_means(
+            groups[s.control], groups[s.treatment], margin, worse=worse, alpha=s.alpha_per_side,
+            sequential=s.sequential, tuning_n=self._tuning_n(), min_n=s.min_samples,
+            power=s.power,
+        )
+        return self._record(Comparison(
+            "mean_delta", f"{metric} mean delta", result, (q_buckets, q_sum), s.min_samples, {},
+            self.gate))
+
+    def srm(self, metric: str, *, expected: Mapping[str, float]) -> Comparison:
+        """Sample ratio mismatch of units per group (a gauge like active spaces, or a counter's
+        increase for ``*_total``) against the expected split; p < 0.001 means broken."""
+        s = self.settings
+        name, _ = split_selector(metric)
+        sel = self._selector(metric)
+        if name.endswith(("_total", "_count")):
+            query = self._increase(sel, s.group_label)
+        else:
+            query = f"sum by ({s.group_label}) ({sel})"
+        observed = self._per_group(query)
+        missing = set(expected) - {s.control, s.treatment}
+        if missing:
+            raise ValueError(f"expected names unknown groups {sorted(missing)}; "
+                             f"use {s.control!r} and {s.treatment!r}")
+        if sum(observed.values()) <= 0:
+            inconclusive(f"no {metric} units in either group: {query}")
+        result = sample_ratio_mismatch(observed, expected)
+        return self._record(Comparison("srm", f"{metric} sample ratio", result, (query,), 0, {},
+                                       self.gate))
+
+    def _tuning_n(self) -> float:
+        return float(self.settings.tuning_n or max(self.settings.min_samples, 100))
+
+    def _record(self, comparison: Comparison) -> Comparison:
+        self.gate.extra.setdefault("comparisons", []).append(comparison.to_dict())
+        comparison._observe("criterion")
+        return comparison
+
+
+def _per_bucket(cumulative: list[float]) -> list[float]:
+    return [c - (cumulative[i - 1] if i else 0.0) for i, c in enumerate(cumulative)]
