@@ -83,6 +83,10 @@ class RolloutConfig:
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
     phases: Mapping[str, PhaseConfig] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # [slo] and [monitoring] are validated by their consumer (pytest_rollout.monitoring), which
+    # raises ConfigError on its own unknown keys; here they only have to be tables.
+    slo: Mapping[str, Any] = field(default_factory=dict)
+    monitoring: Mapping[str, Any] = field(default_factory=dict)
 
     def phase(self, key: str, environment: str | None = None) -> PhaseConfig:
         """Phase settings with the environment's overrides applied (defaults if undefined)."""
@@ -342,6 +346,8 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
             r.finish()
 
     thresholds = _thresholds(top.sub("thresholds"))
+    slo = top.sub("slo")
+    monitoring = top.sub("monitoring")
     top.finish()
     if default_env is not None and default_env not in environments:
         raise ConfigError(
@@ -357,4 +363,6 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
         environments=environments,
         phases=phases,
         thresholds=thresholds,
+        slo=dict(slo.table) if slo else {},
+        monitoring=dict(monitoring.table) if monitoring else {},
     )
