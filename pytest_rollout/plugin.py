@@ -246,7 +246,8 @@ def pytest_runtest_makereport(
 
 def gate_payload(report: pytest.TestReport) -> dict[str, Any] | None:
     """The gate result a report carries, if any (works on the controller under xdist)."""
-    for key, value in report.user_properties:
+    # Collection reports reach pytest_report_teststatus too and have no user_properties.
+    for key, value in getattr(report, "user_properties", ()):
         if key == USER_PROPERTY:
             data: dict[str, Any] = json.loads(value)
             return data
