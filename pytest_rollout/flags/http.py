@@ -118,6 +118,12 @@ class HttpFlagController(AuditedController):
         parts = urlsplit(uri)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FlagFormatError(f"not an http(s) flag URI: {redact_url(uri)!r}")
+        if parts.username is not None or parts.password is not None:
+            # Credentials in a URI end up in shell history and CI logs; the token has its place.
+            raise FlagFormatError(
+                f"credentials in the flag URI {redact_url(uri)!r} are not accepted; "
+                f"put the bearer token in {TOKEN_ENV}"
+            )
         audit = AuditLog(audit_log if audit_log is not None else DEFAULT_AUDIT_LOG)
         return cls(uri, audit=audit, context=context)
 
