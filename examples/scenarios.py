@@ -1,6 +1,6 @@
 """Bundled canary scenarios with known truth, backfilled into a real Prometheus.
 
-Two hours of one-minute samples ending at ``END``: a control cohort and a 10 % treatment cohort
+Two hours of one-minute samples ending at ``END``: a control cohort and a treatment cohort (10 % of spaces)
 of a memory service's recall path.
 - ``healthy``:    treatment behaves like control                      -> GO
 - ``regression``: treatment latency +60 ms on 5 % of its queries    -> ABORT (p99 trigger)
@@ -17,8 +17,8 @@ END = 1_795_000_000  # 2026-11-18T09:46:40Z, a fixed instant so runs are reprodu
 STEP_S = 60
 HISTORY_S = 2 * 3600
 SCENARIOS = ("healthy", "regression", "stale")
-RATES = {"control": 20.0, "treatment": 2.2}  # queries per second
-ERROR_RATE = 0.002
+RATES = {"control": 20.0, "treatment": 4.4}  # queries per second
+ERROR_RATE = 0.001
 SPACES = {"control": 900, "treatment": 100}  # distinct memory spaces per cohort
 
 
