@@ -202,6 +202,29 @@ def _gate_of(item: pytest.Item) -> GateRecord:
     return item.stash[gate_key]
 
 
+marker_problem_key = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers with arguments are a usage error, found before any gate runs."""
+    problems = []
+    for item in items:
+        try:
+            _gate_of(item)
+        except pytest.UsageError as exc:
+            problems.append(str(exc))
+            item.stash[gate_key] = GateRecord(nodeid=item.nodeid)
+            item.stash[marker_problem_key] = str(exc)
+    # On an xdist worker a UsageError here is an INTERNALERROR: the gate errors at setup instead.
+    if problems and not hasattr(config, "workerinput"):
+        raise pytest.UsageError("pytest-rollout: " + "; ".join(problems))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if marker_problem_key in item.stash:
+        raise pytest.UsageError(item.stash[marker_problem_key])
+
+
 def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str]:
     if report.passed:
         return "pass", ""
