@@ -391,8 +391,9 @@ class RolloutSession:
             current["record"] = payload["record"]  # later phases carry the fuller record
 
     def gate_results(self) -> list[GateResult]:
+        # Sorted: xdist delivers reports in any order; the record must not depend on it.
         return [GateResult(nodeid=n, kind=r["kind"], outcome=r["outcome"], reason=r["reason"],
-                           record=r["record"]) for n, r in self.results.items()]
+                           record=r["record"]) for n, r in sorted(self.results.items())]
 
     # -- deciding -----------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)  # decide before pytest-html and the terminal write reports
