@@ -1,0 +1,122 @@
+"""``python -m staging up|status|down|env|seed|traffic``: operate the local staging stack."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from staging.stack import DEFAULT_WORKDIR, Stack, StackError
+
+
+def _engram_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    return Stack.load(args.workdir).engram_url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m staging", description=__doc__)
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help=f"stack directory holding state.json, data, logs (default {DEFAULT_WORKDIR})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start service + Prometheus + flag file, wait for a scrape")
+    up.add_argument("--flags", type=Path, help="use this flag file instead of a fresh one")
+    up.add_argument("--formation-interval", type=float, default=2.0, help="seconds")
+    up.add_argument("--semantic-timeout-ms", type=float, default=200.0)
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a scrape")
+
+    sub.add_parser("status", help="liveness and answers of the recorded processes (JSON)")
+    sub.add_parser("down", help="stop exactly the recorded PIDs")
+
+    env = sub.add_parser("env", help="print export lines for the gates")
+    env.add_argument("--flag-backend", choices=("http", "file"), default="http")
+
+    seed = sub.add_parser("seed", help="load synthetic episodes over HTTP")
+    seed.add_argument("--episodes", type=int, required=True)
+    seed.add_argument("--spaces", type=int, default=50)
+    seed.add_argument("--prefix", default="space")
+    seed.add_argument("--url", help="service URL (default: from the state file)")
+
+    traffic = sub.add_parser("traffic", help="bounded recall/remember traffic (threads)")
+    traffic.add_argument("--duration", default="30s", help="e.g. 30s, 2m")
+    traffic.add_argument("--rps", type=float, default=50.0)
+    traffic.add_argument("--spaces", type=int, default=200)
+    traffic.add_argument("--write-ratio", type=float, default=0.07)
+    traffic.add_argument("--threads", type=int, default=8)
+    traffic.add_argument("--prefix", default="space")
+    traffic.add_argument("--url", help="service URL (default: from the state file)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except StackError as exc:
+        print(f"staging: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "up":
+        stack = Stack.up(
+            args.workdir,
+            flags_file=args.flags,
+            formation_interval_s=args.formation_interval,
+            semantic_timeout_ms=args.semantic_timeout_ms,
+            timeout_s=args.timeout,
+        )
+        print(f"engram     {stack.engram_url}  (pid {stack.state.service_pid})")
+        print(f"prometheus {stack.prometheus_url}  (pid {stack.state.prometheus_pid})")
+        print(f"flags      {stack.flags_path}")
+        print(f"state      {stack.state_path}")
+        return 0
+    if args.command == "status":
+        status = Stack.load(args.workdir).status()
+        print(json.dumps(status, indent=2))
+        return 0 if status["service"]["alive"] and status["prometheus"]["alive"] else 1
+    if args.command == "down":
+        Stack.load(args.workdir).down()
+        print("staging stack stopped")
+        return 0
+    if args.command == "env":
+        for key, value in Stack.load(args.workdir).env(flag_backend=args.flag_backend).items():
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
+    if args.command == "seed":
+        from staging.seed import seed
+
+        result = seed(
+            _engram_url(args), episodes=args.episodes, spaces=args.spaces, prefix=args.prefix
+        )
+        print(json.dumps({"episodes": result.episodes, "spaces": len(result.per_space)}))
+        return 0
+    if args.command == "traffic":
+        from staging.traffic import drive, parse_duration
+
+        summary = drive(
+            _engram_url(args),
+            duration_s=parse_duration(args.duration),
+            rps=args.rps,
+            spaces=args.spaces,
+            write_ratio=args.write_ratio,
+            threads=args.threads,
+            prefix=args.prefix,
+        )
+        print(json.dumps(summary.to_json()))
+        # Failures may be a chaos drill doing its job; only "nothing got through" is an error.
+        return 0 if summary.requests > summary.failures else 1
+    raise AssertionError(args.command)  # argparse enforces the choices
+
+
+if __name__ == "__main__":
+    sys.exit(main())

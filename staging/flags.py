@@ -1,0 +1,142 @@
+"""Flags as the service sees them, read per request through the OpenFeature flagd provider.
+
+The provider runs in FILE mode: it re-reads the flag file when its mtime changes (checked every
+``deadline_ms``), so a change takes effect within about half a second, no restart. A broken file
+keeps the last good flags and turns the provider status to ERROR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from openfeature import api
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+
+FlagKind = Literal["boolean", "cohort", "number"]
+DUAL_MEMORY = "dual_memory_types"
+CONCEPT_FORMATION = "concept_formation"
+BLENDED_RECALL = "blended_recall"
+SEMANTIC_WEIGHT = "semantic_weight"
+FLAG_KINDS: dict[str, FlagKind] = {
+    DUAL_MEMORY: "boolean",
+    CONCEPT_FORMATION: "boolean",
+    BLENDED_RECALL: "cohort",
+    SEMANTIC_WEIGHT: "number",
+}
+# What `python -m staging up` starts with: everything off, the control experience for all.
+INITIAL_VALUES: dict[str, bool | float] = {
+    DUAL_MEMORY: False,
+    CONCEPT_FORMATION: False,
+    BLENDED_RECALL: 0.0,
+    SEMANTIC_WEIGHT: 0.3,
+}
+DEFAULT_SEMANTIC_WEIGHT = 0.3
+POLL_MS = 500
+
+
+def write_initial_flag_file(path: Path, values: dict[str, bool | float] | None = None) -> None:
+    """Create the staging flag file (flagd JSON) with the shared writer's atomic write."""
+    from pytest_rollout.flags.flagd_file import (
+        SCHEMA_URL,
+        cohort_definition,
+        write_document_atomically,
+    )
+
+    chosen = {**INITIAL_VALUES, **(values or {})}
+    flags: dict[str, object] = {}
+    for name, kind in FLAG_KINDS.items():
+        value = chosen[name]
+        if kind == "boolean":
+            flags[name] = {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "on" if value else "off",
+            }
+        elif kind == "cohort":
+            flags[name] = cohort_definition(float(value))
+        else:
+            flags[name] = {
+                "state": "ENABLED",
+                "variants": {"value": float(value)},
+                "defaultVariant": "value",
+            }
+    write_document_atomically(path, {"$schema": SCHEMA_URL, "flags": flags})
+
+
+@dataclass(frozen=True)
+class SpaceFlags:
+    """What one request gets: the cohort decides ``group`` and whether recall is blended."""
+
+    blended: bool
+    semantic_weight: float
+
+    @property
+    def group(self) -> str:
+        return "treatment" if self.blended else "control"
+
+
+class FlagReader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._provider = FlagdProvider(
+            resolver_type=ResolverType.FILE,
+            offline_flag_source_path=os.fspath(path),
+            deadline_ms=POLL_MS,
+        )
+        # A domain of our own: the SDK's registry is process-wide, and tests may run two services.
+        self._domain = f"engram-{uuid.uuid4().hex}"
+        api.set_provider(self._provider, domain=self._domain)
+        self._client = api.get_client(self._domain)
+        self._last_percent = 0.0
+
+    def close(self) -> None:
+        self._provider.shutdown()
+
+    def _bool(self, name: str, context: EvaluationContext | None = None) -> bool:
+        return self._client.get_boolean_value(name, False, context)
+
+    def dual_memory(self) -> bool:
+        return self._bool(DUAL_MEMORY)
+
+    def formation_enabled(self) -> bool:
+        """Concept formation runs only with dual-memory types on (it is their master switch)."""
+        return self.dual_memory() and self._bool(CONCEPT_FORMATION)
+
+    def for_space(self, space: str) -> SpaceFlags:
+        # Cohort bucketing hashes the flag key with space_id: stable across processes.
+        context = EvaluationContext(targeting_key=space, attributes={"space_id": space})
+        blended = self.dual_memory() and self._bool(BLENDED_RECALL, context)
+        weight = self._client.get_float_value(SEMANTIC_WEIGHT, DEFAULT_SEMANTIC_WEIGHT)
+        return SpaceFlags(blended=blended, semantic_weight=weight)
+
+    def provider_status(self) -> str:
+        return str(self._client.get_provider_status().value)
+
+    def view(self) -> dict[str, bool | float]:
+        """Each flag as the service evaluates it; the cohort as its configured percent.
+
+        The percent is not something a single evaluation can show, so it comes from the file,
+        parsed by the same module that writes it.
+        """
+        from pytest_rollout.flags.base import FlagError
+        from pytest_rollout.flags.flagd_file import read_flags
+
+        # A broken file: the provider keeps its last good flags, and so do we.
+        with contextlib.suppress(FlagError, KeyError):
+            self._last_percent = float(read_flags(self.path)[BLENDED_RECALL].value)
+        return {
+            DUAL_MEMORY: self.dual_memory(),
+            CONCEPT_FORMATION: self._bool(CONCEPT_FORMATION),
+            BLENDED_RECALL: self._last_percent,
+            SEMANTIC_WEIGHT: self._client.get_float_value(SEMANTIC_WEIGHT, DEFAULT_SEMANTIC_WEIGHT),
+        }
+
+    def gauge_values(self) -> dict[str, float]:
+        return {name: float(value) for name, value in self.view().items()}

@@ -1,0 +1,439 @@
+"""The local staging stack: the service, a real Prometheus scraping it, and the flag file.
+
+``Stack.up(workdir)`` starts both processes on free loopback ports, waits until Prometheus holds
+the service's first scrape, and records everything in ``workdir/state.json`` (mode 0600: it holds
+the admin token). ``Stack.load(workdir).down()`` stops exactly the recorded PIDs, from any process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from staging.flags import write_initial_flag_file
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WORKDIR = REPO_ROOT / ".staging"
+STATE_FILE = "state.json"
+PROMETHEUS_BIN = "/usr/bin/prometheus"
+RULES_GLOB = "monitoring/prometheus/*.rules.yml"
+SCRAPE_JOB = "engram"
+
+
+class StackError(RuntimeError):
+    """The stack could not be started, found or stopped."""
+
+
+@dataclass(frozen=True)
+class StackState:
+    """Everything ``state.json`` records; what other programs need to reach the stack."""
+
+    workdir: str
+    engram_url: str
+    engram_port: int
+    prometheus_url: str
+    prometheus_port: int
+    flags_path: str
+    data_dir: str
+    admin_token: str
+    service_pid: int
+    prometheus_pid: int
+    service_log: str
+    prometheus_log: str
+    prometheus_config: str
+    semantic_timeout_ms: float
+    formation_interval_s: float
+    started_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> StackState:
+        return StackState(**data)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prometheus_config(engram_port: int, repo_root: Path) -> str:
+    """Scrape every second; load the alert rules that ``rollout render`` writes into the repo."""
+    return (
+        "global:\n"
+        "  scrape_interval: 1s\n"
+        "  scrape_timeout: 1s\n"
+        "  evaluation_interval: 1s\n"
+        "rule_files:\n"
+        f"  - {json.dumps(str(repo_root / RULES_GLOB))}\n"
+        "scrape_configs:\n"
+        f"  - job_name: {SCRAPE_JOB}\n"
+        "    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{engram_port}']\n"
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Atomically write a file only its owner can read (the state file holds the token)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """True if ``pid`` runs and is still our process (PIDs get reused), not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return marker in _cmdline(pid)
+
+
+def _stop(pid: int, marker: str, popen: subprocess.Popen[bytes] | None, grace_s: float) -> None:
+    if not _alive(pid, marker):
+        if popen is not None:
+            popen.wait(timeout=5)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if popen is not None and popen.poll() is not None:
+            return
+        if popen is None and not _alive(pid, marker):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if popen is not None:
+        popen.wait(timeout=5)
+
+
+class Stack:
+    """A running staging stack. Use ``Stack.up(...)`` or ``Stack.load(workdir)``."""
+
+    def __init__(self, state: StackState) -> None:
+        self.state = state
+        # Handles of children started by this process: waited for, so no zombies remain.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- reaching the stack ---------------------------------------------------------------
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.state.workdir)
+
+    @property
+    def engram_url(self) -> str:
+        return self.state.engram_url
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.state.prometheus_url
+
+    @property
+    def flags_path(self) -> Path:
+        return Path(self.state.flags_path)
+
+    @property
+    def admin_token(self) -> str:
+        return self.state.admin_token
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / STATE_FILE
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def env(self, *, flag_backend: str = "http") -> dict[str, str]:
+        """Environment for gates: ``flag_backend`` "http" (the admin API) or "file"."""
+        flags = self.engram_url if flag_backend == "http" else f"flagd-file:{self.flags_path}"
+        return {
+            "ROLLOUT_PROMETHEUS_URL": self.prometheus_url,
+            "ROLLOUT_FLAGS": flags,
+            "ROLLOUT_FLAGS_TOKEN": self.admin_token,
+            "ENGRAM_URL": self.engram_url,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def up(
+        cls,
+        workdir: Path | str = DEFAULT_WORKDIR,
+        *,
+        flags_file: Path | str | None = None,
+        initial_flags: dict[str, bool | float] | None = None,
+        repo_root: Path | str = REPO_ROOT,
+        semantic_timeout_ms: float = 200.0,
+        formation_interval_s: float = 2.0,
+        timeout_s: float = 60.0,
+    ) -> Stack:
+        """Start the stack in ``workdir`` and return once Prometheus holds a first scrape.
+
+        ``flags_file`` is used as is; without it ``workdir/flags.json`` is (re)written with
+        ``initial_flags`` over the defaults (all off, blended_recall 0 %, semantic_weight 0.3).
+        Data in ``workdir/data`` is kept across runs.
+        """
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        existing = workdir / STATE_FILE
+        if existing.exists():
+            old = cls.load(workdir)
+            if old.running():
+                raise StackError(f"a stack is already running from {workdir} (state {existing})")
+            existing.unlink()
+        if flags_file is None:
+            flags_path = workdir / "flags.json"
+            write_initial_flag_file(flags_path, initial_flags)
+        else:
+            flags_path = Path(flags_file).resolve()
+            if not flags_path.is_file():
+                raise StackError(f"flag file {flags_path} does not exist")
+        data_dir = workdir / "data"
+        data_dir.mkdir(exist_ok=True)
+        engram_port, prometheus_port = free_port(), free_port()
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(prometheus_config(engram_port, Path(repo_root).resolve()))
+        state = StackState(
+            workdir=str(workdir),
+            engram_url=f"http://127.0.0.1:{engram_port}",
+            engram_port=engram_port,
+            prometheus_url=f"http://127.0.0.1:{prometheus_port}",
+            prometheus_port=prometheus_port,
+            flags_path=str(flags_path),
+            data_dir=str(data_dir),
+            admin_token=secrets.token_urlsafe(32),
+            service_pid=0,
+            prometheus_pid=0,
+            service_log=str(workdir / "engram.log"),
+            prometheus_log=str(workdir / "prometheus.log"),
+            prometheus_config=str(config_path),
+            semantic_timeout_ms=semantic_timeout_ms,
+            formation_interval_s=formation_interval_s,
+            started_at=time.time(),
+        )
+        stack = cls(state)
+        try:
+            # Prometheus first: its first scrape takes seconds, the service starts meanwhile.
+            stack._start_prometheus()
+            stack._start_service()
+            stack._save()
+            stack.wait_for_scrape(timeout_s)
+        except BaseException:
+            stack.down()
+            raise
+        return stack
+
+    @classmethod
+    def load(cls, workdir: Path | str = DEFAULT_WORKDIR) -> Stack:
+        path = Path(workdir).resolve() / STATE_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StackError(f"no staging stack recorded in {path}") from None
+        return cls(StackState.from_json(data))
+
+    def _save(self) -> None:
+        _write_private(self.state_path, json.dumps(self.state.to_json(), indent=2) + "\n")
+
+    def _replace(self, **changes: Any) -> None:
+        self.state = StackState(**{**self.state.to_json(), **changes})
+
+    def _spawn(self, argv: list[str], log_path: str, env: dict[str, str]) -> int:
+        with open(log_path, "ab") as log:
+            # A session of its own: the stack outlives `python -m staging up` and Ctrl-C there.
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+            )
+        self._children[child.pid] = child
+        return child.pid
+
+    def _service_marker(self) -> str:
+        # Trailing space: /proc cmdline ends each argument, so port 80 does not match 8080.
+        return f"staging.app --port {self.state.engram_port} "
+
+    def _prometheus_marker(self) -> str:
+        return f"--config.file={self.state.prometheus_config} "
+
+    def _start_service(self, timeout_s: float = 30.0) -> None:
+        env = {
+            **os.environ,
+            "ENGRAM_ADMIN_TOKEN": self.admin_token,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "staging.app",
+            "--port",
+            str(self.state.engram_port),
+            "--data-dir",
+            self.state.data_dir,
+            "--flags",
+            self.state.flags_path,
+            "--semantic-timeout-ms",
+            str(self.state.semantic_timeout_ms),
+            "--formation-interval",
+            str(self.state.formation_interval_s),
+        ]
+        pid = self._spawn(argv, self.state.service_log, env)
+        self._replace(service_pid=pid)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(pid, self._service_marker()):
+                raise StackError(f"service exited at start; see {self.state.service_log}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.engram_url}/health", timeout=1).ok:
+                    return
+            time.sleep(0.05)
+        raise StackError(f"service not healthy after {timeout_s:g} s; see {self.state.service_log}")
+
+    def _start_prometheus(self) -> None:
+        tsdb = self.workdir / "prometheus-data"
+        tsdb.mkdir(exist_ok=True)
+        argv = [
+            PROMETHEUS_BIN,
+            f"--config.file={self.state.prometheus_config}",
+            f"--storage.tsdb.path={tsdb}",
+            f"--web.listen-address=127.0.0.1:{self.state.prometheus_port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=2d",
+        ]
+        pid = self._spawn(argv, self.state.prometheus_log, dict(os.environ))
+        self._replace(prometheus_pid=pid)
+
+    def query(self, promql: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """Instant query against the stack's Prometheus; the ``result`` list."""
+        response = requests.get(
+            f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=timeout_s
+        )
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def wait_for_scrape(self, timeout_s: float = 60.0) -> None:
+        """Block until Prometheus has scraped the service: up == 1 and an engram_ series."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(self.state.prometheus_pid, self._prometheus_marker()):
+                raise StackError(f"prometheus exited; see {self.state.prometheus_log}")
+            with contextlib.suppress(requests.RequestException, KeyError, ValueError):
+                if self.query(f'up{{job="{SCRAPE_JOB}"}} == 1') and self.query(
+                    f'engram_episodes{{job="{SCRAPE_JOB}"}}'
+                ):
+                    return
+            time.sleep(0.2)
+        raise StackError(f"no scrape of the service within {timeout_s:g} s")
+
+    def running(self) -> bool:
+        return _alive(self.state.service_pid, self._service_marker()) and _alive(
+            self.state.prometheus_pid, self._prometheus_marker()
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Liveness of each recorded process and what the service and Prometheus answer."""
+        out: dict[str, Any] = {
+            "workdir": self.state.workdir,
+            "service": {
+                "pid": self.state.service_pid,
+                "alive": _alive(self.state.service_pid, self._service_marker()),
+                "url": self.engram_url,
+            },
+            "prometheus": {
+                "pid": self.state.prometheus_pid,
+                "alive": _alive(self.state.prometheus_pid, self._prometheus_marker()),
+                "url": self.prometheus_url,
+            },
+            "flags_path": self.state.flags_path,
+        }
+        try:
+            answer = requests.get(f"{self.engram_url}/api/v1/dual_memory/status", timeout=2)
+            out["service"]["status"] = answer.json()
+        except (requests.RequestException, ValueError) as exc:
+            out["service"]["error"] = str(exc)
+        try:
+            out["prometheus"]["engram_up"] = bool(self.query(f'up{{job="{SCRAPE_JOB}"}} == 1'))
+        except (requests.RequestException, KeyError, ValueError) as exc:
+            out["prometheus"]["error"] = str(exc)
+        return out
+
+    def restart_service(self, *, kill: bool = False) -> None:
+        """Stop the service (SIGKILL if ``kill``, else SIGTERM) and start it on the same port."""
+        pid, marker = self.state.service_pid, self._service_marker()
+        popen = self._children.pop(pid, None)
+        if kill:
+            if _alive(pid, marker):
+                os.kill(pid, signal.SIGKILL)
+            if popen is not None:
+                popen.wait(timeout=10)
+            else:
+                while _alive(pid, marker):
+                    time.sleep(0.02)
+        else:
+            _stop(pid, marker, popen, grace_s=10)
+        self._start_service()
+        self._save()
+
+    def down(self, grace_s: float = 10.0) -> None:
+        """Stop exactly the recorded PIDs (after checking they are still ours), then forget."""
+        for pid, marker in (
+            (self.state.service_pid, self._service_marker()),
+            (self.state.prometheus_pid, self._prometheus_marker()),
+        ):
+            if pid:
+                _stop(pid, marker, self._children.pop(pid, None), grace_s)
+        with contextlib.suppress(FileNotFoundError):
+            self.state_path.unlink()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.down()
