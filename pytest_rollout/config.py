@@ -256,7 +256,8 @@ def _thresholds(reader: _Reader | None) -> dict[str, float]:
         reader.used.add(key)
         if not _IDENT.match(key):
             reader.fail(key, value, "a threshold name of letters, digits and underscores")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value):
             reader.fail(key, value, "a finite number")
         out[key] = float(value)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_rollout.config import ConfigError, EnvironmentConfig, PhaseConfig, RolloutConfig
 
 if TYPE_CHECKING:
+    from pytest_rollout.flags.base import FlagController
     from pytest_rollout.metrics.prometheus import PrometheusSource
 
 
 def parse_instant(text: str) -> float:
     """Unix seconds from RFC 3339 (``2026-11-25T14:00:00Z``) or a plain number of seconds."""
     value = text.strip()
-    try:
+    if re.fullmatch(r"\d+(\.\d+)?", value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -70,7 +72,9 @@ class RolloutContext:
     prometheus_url: str | None
     flags_uri: str | None
     on_abort: str
+    run_id: str = ""
     _source: PrometheusSource | None = field(default=None, repr=False)
+    _flags: FlagController | None = field(default=None, repr=False)
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -105,6 +109,34 @@ class RolloutContext:
             self._source = PrometheusSource(settings, self.at)
         return self._source
 
+    @property
+    def flags_display(self) -> str:
+        """The flag backend URI without credentials."""
+        from pytest_rollout.metrics.prometheus import redact_url
+
+        uri = self.flags_uri or "<none>"
+        return redact_url(uri) if "://" in uri else uri
+
+    def flag_controller(self) -> FlagController:
+        """The shared flag controller; a missing backend is a clear gate error."""
+        if self._flags is None:
+            from pathlib import Path
+
+            from pytest_rollout.flags.registry import open_controller
+
+            if not self.flags_uri:
+                raise LookupError(
+                    "no flag backend: pass --rollout-flags, set ROLLOUT_FLAGS, or set flags in "
+                    f"[environments.{self.environment or '<name>'}] of {self.config.source}"
+                )
+            audit = self.env.audit_log
+            self._flags = open_controller(
+                self.flags_uri, audit_log=Path(audit) if audit else None,
+                actor=str(self.describe()["operator"]), environment=self.environment,
+                phase=None, run_id=self.run_id,
+            )
+        return self._flags
+
     def describe(self) -> Mapping[str, Any]:
         """Context for the decision record and report, free of credentials."""
         from pytest_rollout.metrics.prometheus import redact_url
@@ -114,4 +146,6 @@ class RolloutContext:
             "operator": os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
             or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown",
             "ci": bool(os.environ.get("CI")),
+            "run_id": self.run_id,
+            "flags": self.flags_display if self.flags_uri else None,
         }

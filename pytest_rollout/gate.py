@@ -69,7 +69,8 @@ class GateRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN and infinities become None, tuples become lists)."""
-        return _json_safe(asdict(self))
+        safe: dict[str, Any] = _json_safe(asdict(self))
+        return safe
 
 
 def _json_safe(value: Any) -> Any:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from pytest_rollout.gate import GateRecord
 from pytest_rollout.outcomes import Inconclusive
 
 if TYPE_CHECKING:
+    from pytest_rollout.flags.base import FlagController
     from pytest_rollout.metrics.prometheus import PromQuery
 
 # Option strings: tests and docs import these instead of spelling them again.
@@ -141,9 +143,11 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "rollout_at" in workerinput:
         at = float(workerinput["rollout_at"])  # the controller pinned it; every worker agrees
+        run_id = str(workerinput["rollout_run_id"])
     else:
         at_option = config.getoption("rollout_at")
         at = float(at_option) if at_option is not None else float(int(time.time()))
+        run_id = uuid.uuid4().hex[:12]
 
     context = RolloutContext(
         config=rollout_config,
@@ -155,6 +159,7 @@ def pytest_configure(config: pytest.Config) -> None:
         flags_uri=_setting(config, "rollout_flags", ENV_FLAGS)
         or (env_cfg.flags if env_cfg else None),
         on_abort=config.getoption("rollout_on_abort") or "none",
+        run_id=run_id,
     )
     config.stash[context_key] = context
     if workerinput is None:
@@ -168,6 +173,7 @@ def pytest_configure_node(node: Any) -> None:
     """xdist controller -> worker: share the pinned instant so all gates see the same data."""
     context = node.config.stash[context_key]
     node.workerinput["rollout_at"] = context.at
+    node.workerinput["rollout_run_id"] = context.run_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +327,12 @@ def prom(rollout: RolloutContext, gate: GateRecord) -> PromQuery:
     return PromQuery(rollout.prometheus(), gate)
 
 
+@pytest.fixture(scope="session")
+def flags(rollout: RolloutContext) -> FlagController:
+    """The flag backend of this environment (read flags, snapshot; changes are audited)."""
+    return rollout.flag_controller()
+
+
 @pytest.fixture
 def ab(prom: PromQuery, gate: GateRecord, phase: PhaseView, rollout: RolloutContext) -> Any:
     """A/B comparisons of treatment against control over the phase's window."""
@@ -375,6 +387,17 @@ class RolloutSession:
         phases = asked or list(dict.fromkeys(seen))
         return "+".join(phases) if phases else "unspecified"
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.context.flags_uri:
+            self.flags_before = self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        try:
+            return dict(self.context.flag_controller().snapshot())
+        except Exception as exc:  # a broken flag backend is recorded, it does not crash the run
+            return {"error": f"cannot read flags via {self.context.flags_display}: "
+                    f"{type(exc).__name__}: {exc}"}
+
     # -- collecting ---------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = gate_payload(report)
@@ -406,6 +429,10 @@ class RolloutSession:
         self.decision, self.reason = decide(gates)
         if self.decision is Decision.ABORT and self.context.on_abort == "rollback":
             self._rollback()
+        if self.decision is Decision.ABORT:
+            self._notify("abort" if not self.actions else "abort and rollback")
+        if self.context.flags_uri:
+            self.flags_after = self._snapshot()
         phase_key = self.phase_name if self.phase_name in self.context.config.phases \
             or self.phase_name in DEFAULT_PHASES else None
         self.record = build_record(
@@ -437,6 +464,20 @@ class RolloutSession:
         self.actions.append(dict(action))
         if action.get("result") != "verified":
             self.reason += f"; ROLLBACK FAILED: {action.get('message', '')}"
+
+    def _notify(self, action: str) -> None:
+        """The communication plan's webhook; failures are recorded, never raised."""
+        url = self.context.env.webhook
+        if not url:
+            return
+        from pytest_rollout.flags.notify import build_message, notify_webhook
+
+        payload = build_message(phase=self.phase_name, reason=self.reason, action=action,
+                                who=str(self.context.describe()["operator"]),
+                                environment=self.context.environment)
+        error = notify_webhook(url, payload)
+        self.actions.append({"action": "notify", "at": rfc3339(time.time()),
+                             "result": "failed" if error else "sent", "message": error or ""})
 
     # -- telling people -----------------------------------------------------------------
     @pytest.hookimpl(trylast=True)  # after other plugins' sections: our line ends the summary
@@ -478,10 +519,11 @@ def _merge_wins(current: dict[str, Any], new: dict[str, Any]) -> bool:
     Setup problems stand; a call outcome replaces a passed setup; a teardown error only
     replaces a pass (a failed abort trigger must stay a failure).
     """
+    was_pass: bool = current["outcome"] == "pass"
     if new["when"] == "call":
-        return current["outcome"] == "pass"
+        return was_pass
     if new["when"] == "teardown":
-        return current["outcome"] == "pass" and new["outcome"] != "pass"
+        return was_pass and new["outcome"] != "pass"
     return False
 
 
@@ -504,6 +546,14 @@ def pytest_rollout_rollback(
 
 def _flag_rollback(context: RolloutContext, phase: str,
                    rollback_state: dict[str, Any]) -> dict[str, Any]:
-    """Apply and verify the rollback state through the flag backend (filled in by flags/)."""
-    return {"action": "rollback", "at": rfc3339(time.time()), "result": "failed",
-            "message": "flag backends are not available in this build"}
+    """Apply and verify the rollback state through the flag backend, by read-back."""
+    from pytest_rollout.flags.rollback import perform_rollback
+
+    try:
+        controller = context.flag_controller()
+    except Exception as exc:
+        return {"action": "rollback", "at": rfc3339(time.time()), "result": "failed",
+                "message": f"cannot open flag backend {context.flags_display}: {exc}"}
+    result = perform_rollback(controller, rollback_state,
+                              reason=f"pytest-rollout: {phase} ABORT (run {context.run_id})")
+    return result.to_json()

@@ -57,7 +57,7 @@ class PrometheusServer:
                 self.process.wait(timeout=5)
 
     def query(self, query: str, at: float | None = None) -> list[dict[str, object]]:
-        params: dict[str, object] = {"query": query}
+        params: dict[str, str | float] = {"query": query}
         if at is not None:
             params["time"] = at
         response = requests.get(f"{self.url}/api/v1/query", params=params, timeout=10)

@@ -100,7 +100,7 @@ class PrometheusSource:
                       allowed_methods=("GET",), raise_on_status=False)
         self._client = PrometheusConnect(
             url=settings.url, headers=dict(settings.headers) or None,
-            auth=settings.auth, retry=retry, timeout=settings.timeout_s,  # type: ignore[arg-type]
+            auth=settings.auth, retry=retry, timeout=settings.timeout_s,
         )
         if settings.ca_bundle:
             self._client._session.verify = settings.ca_bundle
@@ -116,7 +116,7 @@ class PrometheusSource:
 
     def _call(self, fn: Any) -> tuple[Any, float]:
         import requests
-        from prometheus_api_client import PrometheusApiClientException
+        from prometheus_api_client.exceptions import PrometheusApiClientException
 
         started = time.monotonic()
         try:
