@@ -243,6 +243,13 @@ def write_document_atomically(path: Path, document: Mapping[str, Any]) -> None:
     _fsync_directory(directory)
 
 
+def _remove_orphaned_temp_files(path: Path) -> None:
+    # Only called under the lock: no live writer has a temp file, so any left is a dead one's.
+    for orphan in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            orphan.unlink()
+
+
 def _fsync_directory(directory: Path) -> None:
     # Makes the rename itself durable; not every platform can open a directory.
     try:
@@ -298,6 +305,7 @@ def locked_update(
                 metadata[CHANGE_ID_KEY] = change_id
             if before_replace is not None:
                 before_replace(document, before, after)
+            _remove_orphaned_temp_files(target)
             write_document_atomically(target, new_document)
             if after_replace is not None:
                 after_replace(after)

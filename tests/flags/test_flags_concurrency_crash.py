@@ -46,8 +46,8 @@ def park(*args, **kwargs):
     ready.write_text("parked")
     time.sleep(60)
 
-if where == "before-replace":
-    flagd_file.write_document_atomically = park
+if where == "before-replace":  # the new file is written and fsync'd, not yet renamed
+    flagd_file.os.replace = park
 else:  # after the new file is in place, before read-back and the outcome line
     flagd_file.FlagdFileController._verify_states = park
 ctl = flagd_file.FlagdFileController.from_uri(
@@ -133,6 +133,8 @@ def test_kill_9_mid_change_leaves_a_whole_file_and_an_agreeing_audit_log(
     child = python(STOPPER, str(flag_file), where, str(ready))
     wait_for(ready, child)
     kill_hard(child)
+    leftovers = list(flag_file.parent.glob(".flags.json.*.tmp"))
+    assert len(leftovers) == (1 if where == "before-replace" else 0)
 
     flags = read_flags(flag_file)  # parses: never torn
     assert flags["blended_recall"].value == percent
@@ -150,6 +152,7 @@ def test_kill_9_mid_change_leaves_a_whole_file_and_an_agreeing_audit_log(
     changes = audit.changes()  # no backend read needed: the chain decides
     assert [c.status for c in changes] == [status, "verified"]
     assert changes[1].parent == stamp
+    assert list(flag_file.parent.glob(".flags.json.*.tmp")) == []  # dead writer's temp file
 
 
 def test_random_kill_9_during_a_stream_of_changes_never_tears_or_disagrees(
