@@ -51,7 +51,9 @@ class PhaseConfig:
     duration_s: float | None = None
     min_samples: int = DEFAULT_MIN_SAMPLES
     alpha: float = DEFAULT_ALPHA
-    sequential: bool = False
+    # Gates are re-run during a hold, so always-valid inference is the default; set
+    # sequential = false only for a single pre-planned look (docs/statistics.md).
+    sequential: bool = True
     holm: bool = False
     cohort_percent: float | None = None
     flags: Mapping[str, FlagValue] = field(default_factory=dict)
@@ -300,7 +302,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 key=key,
                 name=r.string("name", name) or name,
                 description=r.string("description", description) or description,
-                sequential=r.boolean("sequential", False),
+                sequential=r.boolean("sequential", True),
                 holm=r.boolean("holm", False),
                 flags=_flag_state(r.sub("flags")),
                 rollback=_flag_state(r.sub("rollback")),

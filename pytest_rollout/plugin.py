@@ -334,16 +334,27 @@ def flags(rollout: RolloutContext) -> FlagController:
 
 
 @pytest.fixture
-def ab(prom: PromQuery, gate: GateRecord, phase: PhaseView, rollout: RolloutContext) -> Any:
+def ab(
+    request: pytest.FixtureRequest, prom: PromQuery, gate: GateRecord, phase: PhaseView,
+    rollout: RolloutContext,
+) -> Any:
     """A/B comparisons of treatment against control over the phase's window."""
     from pytest_rollout.ab import AB, ABSettings
     from pytest_rollout.durations import format_duration
 
     cfg = rollout.config
+    family = 1
+    if phase.config.holm:
+        # Holm's first step (alpha / k) over the phase's A/B gates: each gate runs alone and
+        # cannot see the others' p-values. Every xdist worker collects all items, so k agrees.
+        family = max(1, sum(
+            1 for item in request.session.items
+            if "ab" in getattr(item, "fixturenames", ()) and _phase_of(item, rollout) == phase.key
+        ))
     settings = ABSettings(
         group_label=cfg.group_label, control=cfg.control, treatment=cfg.treatment,
         window=format_duration(phase.window_s), min_samples=phase.config.min_samples,
-        alpha=phase.config.alpha, sequential=phase.config.sequential,
+        alpha=phase.config.alpha, sequential=phase.config.sequential, holm_family_size=family,
     )
     return AB(prom, gate, settings)
 

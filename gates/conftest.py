@@ -1,0 +1,75 @@
+"""Fixtures of the dual-memory rollout gates that are specific to the memory service.
+
+The generic fixtures (``prom``, ``ab``, ``flags``, ``phase``, ``gate``, ``soak``, ``baseline``)
+come from pytest-rollout; here is only what talks to the service itself over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from pytest_rollout import inconclusive
+
+
+class Engram:
+    """The memory service's HTTP API, as the gates use it (integrity, status, chaos drills)."""
+
+    def __init__(self, url: str, token: str | None, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._session = requests.Session()
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._session.request(method, self.url + path, timeout=self.timeout_s,
+                                             **kwargs)
+        except requests.RequestException as exc:
+            inconclusive(f"memory service {self.url} unreachable ({type(exc).__name__}) on "
+                         f"{method} {path}: check ENGRAM_URL and that the service is up")
+        if response.status_code >= 400:
+            inconclusive(f"memory service answered HTTP {response.status_code} on {method} "
+                         f"{path}: {response.text[:200]}")
+        return response.json()
+
+    def health(self) -> Any:
+        return self._call("GET", "/health")
+
+    def status(self) -> Any:
+        return self._call("GET", "/api/v1/dual_memory/status")
+
+    def integrity(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/api/v1/dual_memory/integrity")
+        return result
+
+    def chaos(self, *, latency_ms: float, error_rate: float, duration_s: float) -> Any:
+        return self._call("POST", "/api/v1/admin/chaos", json={
+            "latency_ms": latency_ms, "error_rate": error_rate, "duration_s": duration_s})
+
+    def clear_chaos(self) -> Any:
+        return self._call("DELETE", "/api/v1/admin/chaos")
+
+    def remember(self, space: str, text: str) -> Any:
+        return self._call("POST", f"/api/v1/spaces/{space}/episodes", json={"text": text})
+
+    def recall(self, space: str, query: str, k: int = 5) -> Any:
+        return self._call("POST", f"/api/v1/spaces/{space}/recall", json={"query": query, "k": k})
+
+
+@pytest.fixture(scope="session")
+def engram(rollout: Any) -> Iterator[Engram]:
+    """The memory service under rollout: ENGRAM_URL, else ``service_url`` of the environment."""
+    url = os.environ.get("ENGRAM_URL") or rollout.env.service_url
+    if not url:
+        raise LookupError("no memory service URL: set ENGRAM_URL (python -m staging env prints "
+                          f"it) or service_url in [environments.{rollout.environment}]")
+    token = os.environ.get("ENGRAM_ADMIN_TOKEN") or os.environ.get("ROLLOUT_FLAGS_TOKEN")
+    client = Engram(url, token)
+    yield client
+    client._session.close()

@@ -1,0 +1,131 @@
+"""Phases 3 and 4 — ramp: the canary criteria at each cohort step, plus a chaos drill.
+
+    pytest gates -m phase3     # 25 % of spaces
+    pytest gates -m phase4     # 50 % of spaces
+
+Every test runs once per step; the step's settings (cohort, window, thresholds) come from
+[phases.phase3] / [phases.phase4] of rollout.toml.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from pytest_rollout import inconclusive
+
+import canary
+
+STEPS = pytest.mark.parametrize("step", [
+    pytest.param("25pct", marks=pytest.mark.phase3, id="25pct"),
+    pytest.param("50pct", marks=pytest.mark.phase4, id="50pct"),
+])
+
+pytestmark = STEPS
+
+
+def test_cohort_flag_is_at_the_step_percent(step, flags, phase, gate):
+    canary.cohort_flag_matches_phase(flags, phase, gate)
+
+
+def test_at_least_min_samples_queries_per_group(step, prom, phase, rollout, gate):
+    canary.enough_queries_per_group(prom, phase, rollout, gate)
+
+
+def test_no_sample_ratio_mismatch_between_cohorts(step, ab, phase):
+    canary.no_sample_ratio_mismatch(ab, phase)
+
+
+def test_p99_latency_not_worse_than_control_by_10ms(step, ab, phase):
+    canary.p99_latency_within_margin(ab, phase)
+
+
+def test_p50_latency_not_worse_than_control_by_5ms(step, ab, phase):
+    canary.p50_latency_within_margin(ab, phase)
+
+
+def test_error_rate_not_worse_than_control_by_0_1pp(step, ab, phase):
+    canary.error_rate_within_margin(ab, phase)
+
+
+def test_recall_confidence_within_0_05_of_control(step, ab, phase):
+    canary.confidence_within_margin(ab, phase)
+
+
+@pytest.mark.abort
+def test_abort_when_p99_regresses_over_20ms(step, ab, phase):
+    canary.abort_on_p99_regression(ab, phase)
+
+
+@pytest.mark.abort
+def test_abort_when_error_rate_rises_over_0_1pp(step, ab, phase):
+    canary.abort_on_error_rate_rise(ab, phase)
+
+
+@pytest.mark.abort
+def test_abort_when_confidence_drops_over_0_10(step, ab, phase):
+    canary.abort_on_confidence_drop(ab, phase)
+
+
+# ---------------------------------------------------------------------------------------------
+# chaos drill: inject latency into the blended path, see it, roll back, see recovery, lose nothing
+
+PROBE_SPACES = [f"space-{i:04d}" for i in range(60)]
+PROBE_QUERY = "what do we remember about the rollout"
+
+
+def _recall_latencies(engram, spaces):
+    latencies = {}
+    for space in spaces:
+        started = time.perf_counter()
+        engram.recall(space, PROBE_QUERY)
+        latencies[space] = time.perf_counter() - started
+    return latencies
+
+
+@pytest.mark.abort
+def test_abort_when_chaos_drill_does_not_recover(step, engram, flags, phase, gate):
+    """Inject latency into treatment, see it, flag off, see recovery within the RTO, no loss."""
+    chaos_s = phase.threshold("chaos_latency_ms") / 1000.0
+    rto_s = phase.threshold("rollback_seconds_max")
+    cohort = phase.config.flags.get(canary.COHORT_FLAG)
+    if cohort is None or flags.snapshot().get(canary.COHORT_FLAG) != cohort:
+        inconclusive(f"{canary.COHORT_FLAG} is not at the step's {cohort} %: set the step's "
+                     "flags before the drill (see the runbook)")
+    before = engram.integrity()
+    baseline = _recall_latencies(engram, PROBE_SPACES)
+    engram.chaos(latency_ms=chaos_s * 1000, error_rate=0.0, duration_s=120)
+    try:
+        injected = _recall_latencies(engram, PROBE_SPACES)
+        slow = [s for s in PROBE_SPACES if injected[s] >= chaos_s * 0.9]
+        if not slow:
+            inconclusive(f"none of {len(PROBE_SPACES)} probe spaces is in the treatment cohort "
+                         "(or chaos did not apply): the drill saw nothing to recover from")
+        rollback_started = time.monotonic()
+        flags.set_many({canary.COHORT_FLAG: 0}, reason=f"{phase.key} chaos drill: roll back")
+        recovered_after = None
+        while time.monotonic() - rollback_started < rto_s * 3:
+            if max(_recall_latencies(engram, slow).values()) < chaos_s * 0.5:
+                recovered_after = time.monotonic() - rollback_started
+                break
+            time.sleep(0.1)
+    finally:
+        engram.clear_chaos()
+        flags.set_many({canary.COHORT_FLAG: cohort}, reason=f"{phase.key} chaos drill: restore")
+    after = engram.integrity()
+    lost = {s: v["episodes"] - after["spaces"].get(s, {"episodes": 0})["episodes"]
+            for s, v in before["spaces"].items()
+            if after["spaces"].get(s, {"episodes": 0})["episodes"] < v["episodes"]}
+    gate.observe(metric="rollback to recovered latency", observed=recovered_after,
+                 threshold=rto_s, unit="s",
+                 explanation=f"{len(slow)} treatment probe spaces slowed by chaos "
+                 f"(median {statistics.median(injected[s] for s in slow) * 1000:.0f} ms, before "
+                 f"{statistics.median(baseline[s] for s in slow) * 1000:.1f} ms); recovered "
+                 f"{'never' if recovered_after is None else f'{recovered_after:.2f} s'} after "
+                 f"the flag went off")
+    assert not lost, f"episodes lost during the drill: {lost} — restore from backup (rollback.md)"
+    assert recovered_after is not None and recovered_after <= rto_s, (
+        f"treatment latency did not recover within {rto_s:g} s of the rollback "
+        f"(took {recovered_after}); the flag rollback path is too slow — stop the ramp")

@@ -1,0 +1,107 @@
+"""Phase 5 — full rollout: all spaces on blended recall, stable over the hold, then the report.
+
+    pytest gates -m phase5 --rollout-decision-json out/phase5.json --html out/phase5.html
+
+With no control group left, stability is judged against absolute limits and the phase 0
+baseline; the last gate writes the post-rollout summary (out/post_rollout_summary.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pytest_rollout import inconclusive
+from pytest_rollout.context import rfc3339
+from pytest_rollout.stats import proportion_estimate
+
+import canary
+
+pytestmark = pytest.mark.phase5
+
+
+def _window(phase) -> str:
+    return f"{int(phase.window_s)}s"
+
+
+def test_all_spaces_on_blended_recall(flags, phase, gate):
+    canary.cohort_flag_matches_phase(flags, phase, gate)
+
+
+def test_error_rate_under_0_1pct_over_the_hold(prom, phase, gate):
+    w = _window(phase)
+    errors = prom.value(f"sum(increase({canary.ERRORS}[{w}]))")
+    total = prom.value(f"sum(increase({canary.REQUESTS}[{w}]))")
+    if total < phase.config.min_samples:
+        inconclusive(f"only {total:.0f} recalls in the last {w}; need {phase.config.min_samples}")
+    limit = phase.threshold("error_rate_max")
+    est = proportion_estimate(min(round(errors), round(total)), round(total),
+                              alpha=phase.config.alpha / 2)
+    gate.observe(metric="recall error rate", observed=est.estimate, threshold=limit, unit="",
+                 n={"all": int(total)}, ci=est.ci,
+                 explanation=f"error rate {est.estimate:.4%} (upper bound {est.ci[1]:.4%}) over "
+                 f"{int(total)} recalls, limit {limit:.2%}")
+    assert est.ci[1] < limit, (
+        f"error rate upper bound {est.ci[1]:.4%} is not below {limit:.2%}: do not close the "
+        "rollout; investigate errors by outcome (dashboard: rollout overview)")
+
+
+def test_no_episodes_lost_over_the_hold(prom, phase, gate):
+    w = _window(phase)
+    now = prom.value("sum(engram_episodes)")
+    peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:15s])")
+    lost = max(peak - now, 0.0)
+    gate.observe(metric="episodes lost (peak minus now)", observed=lost,
+                 threshold=phase.threshold("episodes_lost_max"), unit="episodes")
+    assert lost <= phase.threshold("episodes_lost_max"), (
+        f"episode count fell from {peak:.0f} to {now:.0f} in the last {w}: RPO breached — "
+        "roll back (rollback.md) and restore the lost episodes from backup")
+
+
+def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):
+    baseline.compare(quantiles=(0.99,),
+                     max_regression_pct=phase.threshold("p99_regression_vs_baseline_pct_max"))
+
+
+def test_post_rollout_summary_written(prom, phase, rollout, gate, pytestconfig):
+    w = _window(phase)
+    figures = {
+        "recall p50 (s)": f"histogram_quantile(0.5, sum by (le) (increase("
+                          f"{canary.LATENCY}_bucket[{w}])))",
+        "recall p99 (s)": f"histogram_quantile(0.99, sum by (le) (increase("
+                          f"{canary.LATENCY}_bucket[{w}])))",
+        "recalls": f"sum(increase({canary.REQUESTS}[{w}]))",
+        "errors": f"sum(increase({canary.ERRORS}[{w}]))",
+        "mean confidence": f"sum(increase({canary.CONFIDENCE}_sum[{w}])) / "
+                           f"sum(increase({canary.CONFIDENCE}_count[{w}]))",
+        "episodes": "sum(engram_episodes)",
+        "concepts": "sum(engram_concepts)",
+        "bindings": "sum(engram_bindings)",
+        "semantic fallbacks": f"sum(increase(engram_semantic_pathway_timeouts_total[{w}]))",
+        "resident memory (bytes)": 'max(process_resident_memory_bytes{job="engram"})',
+    }
+    values = {name: prom.value(query) for name, query in figures.items()}
+    out = Path(pytestconfig.rootpath) / "out" / "post_rollout_summary.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Dual-memory rollout: post-rollout summary",
+        "",
+        f"Evaluated at {rfc3339(rollout.at)} over the last {w} "
+        f"(environment {rollout.environment}).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        *[f"| {name} | {value:.6g} |" for name, value in values.items()],
+        "",
+        "Attach this file, the phase 5 HTML report and its decision record to the post-mortem "
+        "(docs/operations/checklists.md#post-mortem).",
+    ]
+    out.write_text("\n".join(lines) + "\n")
+    (out.with_suffix(".json")).write_text(json.dumps(values, indent=2, sort_keys=True))
+    gate.observe(metric="post-rollout summary figures", observed=len(values),
+                 threshold=len(figures), unit="figures", explanation=f"written to {out}")
+    assert all(math.isfinite(v) for v in values.values())
+    assert out.read_text().count("\n|") >= len(figures)
