@@ -21,6 +21,8 @@ EXIT_UNVERIFIED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
 URI_ENV = "ROLLOUT_FLAGS"
+AUDIT_ENV = "ROLLOUT_FLAGS_AUDIT_LOG"
+CONFIG_ENV = "ROLLOUT_CONFIG"
 
 
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -37,10 +39,18 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         help=f"flag backend: flagd-file:PATH or http(s)://host:port (env {URI_ENV})",
     )
     parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default(None),
+        help="rollout.toml giving the environment's flags URI, audit log and phase rollback "
+        "states (env ROLLOUT_CONFIG; default ./rollout.toml if present)",
+    )
+    parser.add_argument(
         "--audit-log",
         metavar="PATH",
         default=default(None),
-        help="audit log (default: <flag file>.audit.jsonl, or ./rollout-flags-audit.jsonl)",
+        help=f"audit log (env {AUDIT_ENV}; else audit_log in rollout.toml; else "
+        "<flag file>.audit.jsonl or ./rollout-flags-audit.jsonl)",
     )
     parser.add_argument(
         "--actor", default=default(None), help="who acts (default: $ROLLOUT_ACTOR, CI user, $USER)"
@@ -69,7 +79,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "flags",
         help="read and change feature flags (audited, verified)",
-        description=(__doc__ or "").split("\n\n")[0],
+        description="Read and change feature flags; every change is audited and verified by "
+        "reading it back.",
         epilog="Exit status: 0 verified, 1 not verified / rollback failed, 2 bad input, "
         "3 backend unreachable. Operator guide: docs/flags.md",
     )
@@ -96,6 +107,11 @@ def add_parser(subparsers: Any) -> None:
     target.add_argument("--to", metavar="AUDIT_ID", help="restore the values before this change")
     target.add_argument(
         "--state", nargs="+", metavar="NAME=VALUE", help="set these values (rollback state)"
+    )
+    target.add_argument(
+        "--phase-state",
+        action="store_true",
+        help="apply [phases.<--phase>.rollback] from rollout.toml",
     )
 
 
@@ -143,19 +159,48 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BACKEND, str(exc))
 
 
+def _load_config(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
+    """(RolloutConfig or None, its EnvironmentConfig or None, environment name or None)."""
+    from pytest_rollout.config import ConfigError, load_config
+    from pytest_rollout.flags.base import FlagValueError
+
+    environment = args.environment or os.environ.get("ROLLOUT_ENV")
+    path = args.config or os.environ.get(CONFIG_ENV)
+    if path is None and Path("rollout.toml").is_file():
+        path = "rollout.toml"
+    if path is None:
+        return None, None, environment
+    try:
+        config = load_config(Path(path))
+    except ConfigError as exc:
+        raise FlagValueError(str(exc)) from None
+    environment = environment or config.default_environment
+    env_config = config.environments.get(environment) if environment else None
+    return config, env_config, environment
+
+
 def _run(args: argparse.Namespace) -> int:
     from pytest_rollout.flags.audit import default_actor
     from pytest_rollout.flags.base import FlagValueError, parse_cli_value
     from pytest_rollout.flags.registry import open_controller
 
-    uri = args.flags_uri or os.environ.get(URI_ENV)
+    config, env_config, environment = _load_config(args)
+    # Precedence: command line > environment variable > rollout.toml's environment section.
+    uri = args.flags_uri or os.environ.get(URI_ENV) or (env_config.flags if env_config else None)
     if not uri:
-        return _fail(EXIT_USAGE, f"no flag backend: pass --flags URI or set {URI_ENV}")
+        return _fail(
+            EXIT_USAGE,
+            f"no flag backend: pass --flags URI, set {URI_ENV}, or set flags in the "
+            "environment's section of rollout.toml",
+        )
+    audit_log = args.audit_log or os.environ.get(AUDIT_ENV)
+    if audit_log is None and env_config is not None:
+        audit_log = env_config.audit_log
     controller = open_controller(
         uri,
-        audit_log=Path(args.audit_log) if args.audit_log else None,
+        audit_log=Path(audit_log) if audit_log else None,
         actor=args.actor or default_actor(),
-        environment=args.environment or os.environ.get("ROLLOUT_ENV"),
+        environment=environment,
         phase=args.phase,
         run_id=f"cli-{socket.gethostname()}-{os.getpid()}",
     )
@@ -181,6 +226,14 @@ def _run(args: argparse.Namespace) -> int:
         changes = {args.name: percent}
     elif args.to is not None:
         changes = _state_before(controller, args.to)
+    elif args.phase_state:
+        if not args.phase or config is None:
+            raise FlagValueError("--phase-state needs --phase PHASE and a rollout.toml (--config)")
+        changes = dict(config.phase(args.phase, environment).rollback)
+        if not changes:
+            raise FlagValueError(
+                f"{config.source}: phase {args.phase!r} has no [phases.{args.phase}.rollback]"
+            )
     else:
         changes = _parse_state(args.state)
 
@@ -188,7 +241,10 @@ def _run(args: argparse.Namespace) -> int:
     if not reason and not args.dry_run:
         return _fail(EXIT_USAGE, "--reason is required for changes (it goes into the audit log)")
     if command == "rollback":
-        reason = f"rollback{' to before ' + args.to if args.to else ''}: {reason or 'dry run'}"
+        target = f" to before {args.to}" if args.to else ""
+        if args.phase_state:
+            target = f" to the {args.phase} rollback state"
+        reason = f"rollback{target}: {reason or 'dry run'}"
     before = controller.snapshot()
     after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
     change_id = getattr(controller, "last_change_id", None)

@@ -18,8 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def rollout(
-    *args: str, uri: str | None = None, token: str | None = None
+    *args: str, uri: str | None = None, token: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; cwd defaults to this directory, which has no rollout.toml to pick up."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
     env.update({"PYTHONPATH": str(REPO_ROOT), "ROLLOUT_ACTOR": "oncall-alice"})
     if uri is not None:
@@ -32,6 +33,7 @@ def rollout(
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=cwd or Path(__file__).parent,
     )
 
 
@@ -146,3 +148,36 @@ def test_http_backend_via_cli_with_token_from_env(
 def test_unreachable_backend_exits_3() -> None:
     done = rollout("get", uri="http://127.0.0.1:9")
     assert done.returncode == 3 and "cannot connect" in done.stderr
+
+
+def test_rollout_toml_gives_the_uri_the_audit_log_and_the_phase_rollback_state(
+    flag_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "rollout.toml").write_text(
+        f"""
+[rollout]
+default_environment = "staging"
+
+[environments.staging]
+flags = "flagd-file:{flag_file}"
+audit_log = "audit/flags.jsonl"
+
+[phases.phase2.rollback]
+blended_recall = 0
+concept_formation = false
+"""
+    )
+    assert rollout("set", "concept_formation", "on", "--reason", "x", cwd=tmp_path).returncode == 0
+    done = rollout(
+        "rollback", "--phase", "phase2", "--phase-state", "--reason", "ABORT by hand", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_flags(flag_file)["concept_formation"].value is False
+    changes = AuditLog(tmp_path / "audit" / "flags.jsonl").changes()
+    assert changes[-1].reason == "rollback to the phase2 rollback state: ABORT by hand"
+    assert changes[-1].lines[0]["environment"] == "staging"
+    assert changes[-1].lines[0]["phase"] == "phase2"
+    missing = rollout(
+        "rollback", "--phase", "phase3", "--phase-state", "--reason", "x", cwd=tmp_path
+    )
+    assert missing.returncode == 2 and "[phases.phase3.rollback]" in missing.stderr
