@@ -1,0 +1,159 @@
+"""pytest-html integration: decision banner, per-gate columns and extras, safe environment table.
+
+Registered on the controller only (pytest-html writes the report there, also under xdist).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+from collections.abc import Generator, Mapping, MutableMapping
+from typing import Any
+
+import pytest
+
+from pytest_rollout.context import parse_instant
+from pytest_rollout.durations import format_duration
+from pytest_rollout.plugin import session_key
+from pytest_rollout.report import provenance, render, results
+from pytest_rollout.report.redact import REDACTED, is_secret_name, redact
+
+PLUGIN_NAME = "rollout-html"
+
+
+class HtmlReport:
+    """Hooks into pytest-html 4; every value from outside goes through render.esc."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    # -- per gate ------------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        # Before pytest-html (trylast) stores the teardown report and collects every phase's
+        # extras: attach the gate's details to it, where they are complete.
+        if report.when == "teardown":
+            result = results.at_teardown(self.config, report)
+            if result is not None:
+                from pytest_html import extras
+
+                details = render.gate_extra(result, self._plot(result))
+                # pytest-html's own attribute; TestReport does not declare it.
+                report.extras = [  # type: ignore[attr-defined]
+                    *getattr(report, "extras", []), extras.html(details)]
+        return (yield)
+
+    def _plot(self, result: dict[str, Any]) -> str | None:
+        record = result.get("record") or {}
+        series = record.get("series") or {}
+        if not series:
+            return None
+        try:
+            from pytest_rollout.report import plots
+        except ImportError:  # pragma: no cover - plots itself imports nothing optional
+            return None
+        try:
+            return plots.render_png(
+                series, metric=str(record.get("metric") or result["nodeid"]),
+                unit=str(record.get("unit") or ""), threshold=record.get("threshold"),
+                threshold_on=plots.threshold_target(series, record.get("extra") or {}))
+        except ImportError:
+            return None  # matplotlib missing: the extras say "no series recorded"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.extend(render.header_cells())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        if not cells:
+            return  # another plugin removed the row
+        # pytest-html 4.2 puts the node id in unescaped; parametrize ids can carry label values.
+        when = getattr(report, "when", "call")
+        test_id = report.nodeid + ("" if when == "call" else f"::{when}")
+        for index, cell in enumerate(cells):
+            if 'class="col-testId"' in cell:
+                cells[index] = f'<td class="col-testId">{render.esc(test_id)}</td>'
+        cells.extend(render.row_cells(results.settled(self.config, report.nodeid)))
+        cells[:] = [redact(cell) for cell in cells]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        # Captured output and tracebacks are already escaped by pytest-html; drop credentials.
+        data[:] = [redact(entry) for entry in data]
+
+    # -- the decision --------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+    ) -> None:
+        rollout = self.config.stash.get(session_key, None)
+        if rollout is None or rollout.record is None:
+            return
+        prefix.insert(0, render.banner(self._banner_view(rollout.record)))
+
+    def _banner_view(self, record: dict[str, Any]) -> render.BannerView:
+        rollout = self.config.stash[session_key]
+        context = record.get("context") or {}
+        window = record.get("window") or {}
+        counts: dict[str, int] = {}
+        for gate in record.get("gates", []):
+            counts[gate["outcome"]] = counts.get(gate["outcome"], 0) + 1
+        return render.BannerView(
+            phase=str(record.get("phase")), decision=str(record.get("decision")),
+            reason=str(record.get("reason", rollout.reason)),
+            environment=record.get("environment"),
+            evaluated_at=str(record.get("evaluated_at")), window=window,
+            window_length=_length(window),
+            command=provenance.reproduce_command(
+                self.config, at=str(record.get("evaluated_at")),
+                environment=record.get("environment")),
+            commit=provenance.git_commit(self.config.rootpath),
+            operator=str(context.get("operator", "unknown")),
+            ci=provenance.ci_identity(),
+            prometheus_url=context.get("prometheus_url"),
+            flags_before=(record.get("flags") or {}).get("before") or {},
+            flags_after=(record.get("flags") or {}).get("after") or {},
+            actions=record.get("actions") or [],
+            digest=str(record.get("digest")),
+            record_path=self.config.getoption("rollout_decision_json", None),
+            counts=counts,
+        )
+
+    # -- the environment table -----------------------------------------------------------
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # pytest-html (trylast) renders pytest-metadata's dict with innerHTML, and xdist workers
+        # refill it late in the run: clean it here, just before the report is written.
+        try:
+            from pytest_metadata.plugin import metadata_key  # type: ignore[import-untyped]
+        except ImportError:
+            return
+        metadata = self.config.stash.get(metadata_key, None)
+        if metadata is not None:
+            _clean_metadata(metadata)
+
+
+def _clean_metadata(metadata: MutableMapping[str, Any]) -> None:
+    """Redact credentials and escape what pytest-html 4.2 inserts as HTML (top-level keys are
+    set as text, values and the keys of nested tables as HTML)."""
+    for key in list(metadata):
+        value = metadata[key]
+        if is_secret_name(str(key)):
+            metadata[key] = REDACTED
+        elif isinstance(value, Mapping):
+            metadata[key] = {_safe(k): REDACTED if is_secret_name(str(k)) else _safe(v)
+                             for k, v in value.items()}
+        else:
+            metadata[key] = _safe(value)
+
+
+def _safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return html_lib.escape(redact(str(value)))
+
+
+def _length(window: dict[str, str]) -> str:
+    try:
+        return format_duration(parse_instant(window["end"]) - parse_instant(window["start"]))
+    except (KeyError, ValueError):
+        return "?"
