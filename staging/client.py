@@ -8,8 +8,6 @@ from typing import Any
 
 import requests
 
-from staging.flags import POLL_MS
-
 
 class EngramClient:
     def __init__(self, base_url: str, admin_token: str | None = None, timeout_s: float = 10.0):
@@ -65,11 +63,7 @@ class EngramClient:
         return self._json(self.request("GET", "/api/v1/admin/features", admin=True))
 
     def set_flags(self, *, wait: bool = True, **changes: bool | float) -> dict[str, Any]:
-        """PUT flag changes; with ``wait``, return once the service evaluates them.
-
-        The provider re-reads the file on its next poll: booleans and numbers are visible in
-        /status as the provider sees them; a cohort percent is not, so wait out one poll.
-        """
+        """PUT flag changes; with ``wait``, return once /status shows the service uses them."""
         answer = self._json(
             self.request(
                 "PUT",
@@ -80,7 +74,9 @@ class EngramClient:
         )
         if wait:
             deadline = time.monotonic() + 5.0
-            expected = {k: v for k, v in changes.items() if k != "blended_recall"}
+            expected = {
+                name: flag["value"] for name, flag in answer["flags"].items() if name in changes
+            }
             while time.monotonic() < deadline:
                 seen = self.status()["flags"]
                 if all(seen.get(k) == v for k, v in expected.items()):
@@ -88,9 +84,20 @@ class EngramClient:
                 time.sleep(0.05)
             else:
                 raise TimeoutError(f"service did not pick up {expected} within 5 s")
-            if "blended_recall" in changes:
-                time.sleep(POLL_MS / 1000 + 0.3)
         return answer
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample from the service's own /metrics (not through Prometheus)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.request("GET", "/metrics").text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        raise KeyError(f"no sample {name}{labels}")
 
     def chaos(self, **spec: float) -> dict[str, Any]:
         return self._json(self.request("POST", "/api/v1/admin/chaos", admin=True, json=spec))

@@ -18,6 +18,7 @@ from openfeature import api
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEvent
 
 FlagKind = Literal["boolean", "cohort", "number"]
 DUAL_MEMORY = "dual_memory_types"
@@ -92,9 +93,16 @@ class FlagReader:
         )
         # A domain of our own: the SDK's registry is process-wide, and tests may run two services.
         self._domain = f"engram-{uuid.uuid4().hex}"
-        api.set_provider(self._provider, domain=self._domain)
+        # And wait: until the file is loaded, every evaluation would answer the default.
+        api.set_provider_and_wait(self._provider, domain=self._domain)
         self._client = api.get_client(self._domain)
-        self._last_percent = 0.0
+        self._percent = 0.0
+        self._refresh_percent()
+        # The cohort percent is re-read when the provider reports it loaded a new file, so
+        # status shows the percent the provider is bucketing with, not a newer file's.
+        self._client.add_handler(
+            ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, lambda _: self._refresh_percent()
+        )
 
     def close(self) -> None:
         self._provider.shutdown()
@@ -119,22 +127,21 @@ class FlagReader:
     def provider_status(self) -> str:
         return str(self._client.get_provider_status().value)
 
-    def view(self) -> dict[str, bool | float]:
-        """Each flag as the service evaluates it; the cohort as its configured percent.
-
-        The percent is not something a single evaluation can show, so it comes from the file,
-        parsed by the same module that writes it.
-        """
+    def _refresh_percent(self) -> None:
+        """The cohort's percent, which no single evaluation shows: parsed from the file by the
+        module that writes it. A broken file keeps the last good value, as the provider does."""
         from pytest_rollout.flags.base import FlagError
         from pytest_rollout.flags.flagd_file import read_flags
 
-        # A broken file: the provider keeps its last good flags, and so do we.
         with contextlib.suppress(FlagError, KeyError):
-            self._last_percent = float(read_flags(self.path)[BLENDED_RECALL].value)
+            self._percent = float(read_flags(self.path)[BLENDED_RECALL].value)
+
+    def view(self) -> dict[str, bool | float]:
+        """Each flag as the service evaluates it; the cohort as the percent it buckets with."""
         return {
             DUAL_MEMORY: self.dual_memory(),
             CONCEPT_FORMATION: self._bool(CONCEPT_FORMATION),
-            BLENDED_RECALL: self._last_percent,
+            BLENDED_RECALL: self._percent,
             SEMANTIC_WEIGHT: self._client.get_float_value(SEMANTIC_WEIGHT, DEFAULT_SEMANTIC_WEIGHT),
         }
 

@@ -45,6 +45,10 @@ class Plan:
     leftover: npt.NDArray[np.int64]  # episode ids that joined nothing
 
 
+def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
 def _label(texts: list[str]) -> str:
     """The three most frequent words of the members: a human handle for a concept."""
     counts = collections.Counter(w for t in texts for w in _LABEL_WORD.findall(t.lower()))
@@ -98,12 +102,16 @@ def plan_cycle(
             seed = int(degree.argmax())
             if degree[seed] < params.min_cluster_size:
                 break
-            members = neighbours[seed] & unassigned
-            centroid = sub[members].sum(axis=0)
-            centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+            may_seed[seed] = False
+            centroid = _unit(sub[neighbours[seed] & unassigned].sum(axis=0))
+            # One refinement step: neighbours of the seed may share only filler words with it;
+            # membership is decided by closeness to the group's centroid instead.
+            members = unassigned & ((sub @ centroid) >= params.attach_threshold)
+            if members.sum() < params.min_cluster_size:
+                continue
+            centroid = _unit(sub[members].sum(axis=0))
             strengths = (sub[members] @ centroid).astype(np.float32)
             coherence = float(strengths.mean())
-            may_seed[seed] = False
             if coherence < params.coherence_threshold:
                 continue
             member_idx = np.flatnonzero(members)

@@ -31,13 +31,15 @@ def test_remember_then_recall_returns_the_episode_with_provenance(engram: Engram
 def test_batch_remember_is_all_or_nothing(engram: EngramClient) -> None:
     space = _space()
     ok = engram.request(
-        "POST", f"/api/v1/spaces/{space}/episodes",
+        "POST",
+        f"/api/v1/spaces/{space}/episodes",
         json={"episodes": [{"text": "one thing"}, {"text": "another thing"}]},
     )
     assert ok.status_code == 201 and len(ok.json()["ids"]) == 2
     before = engram.integrity()["spaces"][space]
     bad = engram.request(
-        "POST", f"/api/v1/spaces/{space}/episodes",
+        "POST",
+        f"/api/v1/spaces/{space}/episodes",
         json={"episodes": [{"text": "fine"}, {"text": ""}]},
     )
     assert bad.status_code == 400
