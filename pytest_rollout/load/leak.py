@@ -1,0 +1,188 @@
+"""Memory-leak detection: the RSS trend of a soak run, in percent per hour, with its uncertainty.
+
+An ordinary least-squares line through the post-warm-up RSS samples gives the slope.  Its standard
+error is the larger of the classic one and a Newey-West (HAC) one, because RSS samples taken a
+second apart are strongly autocorrelated (allocator arenas grow in steps) and the classic error
+would then be far too small: a too-narrow interval turns "could not tell" into "passed".  The
+interval is also never narrower than what the source can resolve: one RSS quantum (a page) over
+the whole run, so a flat line of identical samples does not claim infinite precision.
+
+Gate rule: pass only when the upper bound is under the limit; fail when the lower bound is above
+it; otherwise inconclusive, with the run length that would likely decide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: Fewer post-warm-up samples than this cannot say anything about a trend.
+MIN_SAMPLES = 6
+
+_HOUR = 3600.0
+
+
+class InsufficientData(ValueError):
+    """Too few samples, or samples that span no time, to estimate a trend."""
+
+
+@dataclass(frozen=True)
+class LeakEstimate:
+    n: int  # samples used
+    duration_s: float  # time spanned by those samples
+    start_rss_bytes: float  # fitted RSS at the first sample (the reference for percentages)
+    slope_bytes_per_s: float
+    slope_pct_per_hour: float
+    ci_pct_per_hour: tuple[float, float]
+    confidence: float
+    resolution_pct_per_hour: float  # the floor on the interval's half-width (one quantum per run)
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ci_pct_per_hour"] = list(self.ci_pct_per_hour)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LeakEstimate:
+        fields = dict(data)
+        fields["ci_pct_per_hour"] = tuple(fields["ci_pct_per_hour"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class LeakVerdict:
+    outcome: str  # "pass" | "fail" | "inconclusive"
+    reason: str  # one line a person can act on
+    limit_pct_per_hour: float
+    estimate: LeakEstimate
+
+
+def estimate_leak(
+    t: npt.ArrayLike,
+    rss_bytes: npt.ArrayLike,
+    *,
+    confidence: float = 0.95,
+    resolution_bytes: float = 4096.0,
+) -> LeakEstimate:
+    """Slope of RSS over time, as % of the starting RSS per hour, with a ``confidence`` interval.
+
+    ``t`` in seconds (any origin), ``rss_bytes`` the matching samples.  Raises
+    :class:`InsufficientData` with the reason when no trend can be estimated.
+    """
+    from scipy import stats
+
+    times = np.asarray(t, dtype=float)
+    rss = np.asarray(rss_bytes, dtype=float)
+    if times.shape != rss.shape or times.ndim != 1:
+        raise ValueError("t and rss_bytes must be 1-d arrays of the same length")
+    keep = np.isfinite(times) & np.isfinite(rss)
+    times, rss = times[keep], rss[keep]
+    n = int(times.size)
+    if n < MIN_SAMPLES:
+        raise InsufficientData(f"{n} RSS samples after warm-up, need at least {MIN_SAMPLES}")
+    duration = float(times.max() - times.min())
+    if duration <= 0:
+        raise InsufficientData("all RSS samples have the same timestamp")
+
+    x = times - times.mean()
+    sxx = float(np.dot(x, x))
+    slope = float(np.dot(x, rss - rss.mean()) / sxx)
+    intercept_at_start = float(rss.mean() + slope * (times.min() - times.mean()))
+    residuals = rss - (rss.mean() + slope * x)
+
+    classic_var = float(np.dot(residuals, residuals)) / (n - 2) / sxx
+    hac_var = _newey_west_slope_var(x, residuals, sxx) * n / (n - 2)
+    se = math.sqrt(max(classic_var, hac_var))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 2)) * se
+    floor = resolution_bytes / duration
+    half = max(half, floor)
+
+    if intercept_at_start <= 0:
+        raise InsufficientData("fitted starting RSS is not positive; the samples are not RSS")
+    to_pct_h = _HOUR * 100.0 / intercept_at_start
+    return LeakEstimate(
+        n=n,
+        duration_s=duration,
+        start_rss_bytes=intercept_at_start,
+        slope_bytes_per_s=slope,
+        slope_pct_per_hour=slope * to_pct_h,
+        ci_pct_per_hour=((slope - half) * to_pct_h, (slope + half) * to_pct_h),
+        confidence=confidence,
+        resolution_pct_per_hour=floor * to_pct_h,
+        method="OLS slope, max(classic, Newey-West HAC) standard error, t interval",
+    )
+
+
+def _newey_west_slope_var(
+    x: npt.NDArray[np.float64], e: npt.NDArray[np.float64], sxx: float
+) -> float:
+    """HAC variance of the OLS slope with Bartlett weights and lag ceil(n^(1/3))."""
+    u = x * e
+    n = u.size
+    lags = min(n - 1, math.ceil(n ** (1.0 / 3.0)))
+    s = float(np.dot(u, u))
+    for lag in range(1, lags + 1):
+        weight = 1.0 - lag / (lags + 1.0)
+        s += 2.0 * weight * float(np.dot(u[lag:], u[:-lag]))
+    return max(s, 0.0) / (sxx * sxx)
+
+
+def judge_leak(estimate: LeakEstimate, limit_pct_per_hour: float) -> LeakVerdict:
+    """Pass when the whole interval is under the limit, fail when it is all above, else tell."""
+    lo, hi = estimate.ci_pct_per_hour
+    level = f"{estimate.confidence:.0%}"
+    head = (
+        f"RSS slope {estimate.slope_pct_per_hour:+.3g} %/h ({level} CI [{lo:+.3g}, {hi:+.3g}] %/h, "
+        f"{estimate.n} samples over {_fmt_duration(estimate.duration_s)})"
+    )
+    if hi < limit_pct_per_hour:
+        return LeakVerdict(
+            "pass",
+            f"{head} is under the {limit_pct_per_hour:g} %/h limit",
+            limit_pct_per_hour,
+            estimate,
+        )
+    if lo > limit_pct_per_hour:
+        return LeakVerdict(
+            "fail",
+            f"memory leak: {head} is above the {limit_pct_per_hour:g} %/h limit; look for growing "
+            "caches or retained objects in the target",
+            limit_pct_per_hour,
+            estimate,
+        )
+    needed = _duration_to_decide(estimate, limit_pct_per_hour)
+    hint = f"soak for about {_fmt_duration(needed)} to tell" if needed else "soak longer to tell"
+    return LeakVerdict(
+        "inconclusive",
+        f"{head} straddles the {limit_pct_per_hour:g} %/h limit: run too short to tell; {hint}",
+        limit_pct_per_hour,
+        estimate,
+    )
+
+
+def _duration_to_decide(estimate: LeakEstimate, limit: float) -> float | None:
+    """Rough run length at which the interval would clear the limit if the slope stayed put.
+
+    The statistical half-width shrinks like T^-1.5 with evenly spaced samples, the resolution floor
+    like T^-1; take the slower of the two.
+    """
+    lo, hi = estimate.ci_pct_per_hour
+    half = (hi - lo) / 2.0
+    gap = abs(limit - estimate.slope_pct_per_hour)
+    if gap <= 0 or half <= 0:
+        return None
+    factor = max(float((half / gap) ** (2.0 / 3.0)), estimate.resolution_pct_per_hour / gap)
+    return estimate.duration_s * max(factor, 1.0) * 1.2
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * _HOUR:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / _HOUR:.1f} h"
