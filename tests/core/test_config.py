@@ -267,12 +267,20 @@ KNOWN_KEYS = ["rollout", "phases", "environments", "thresholds", "default_enviro
               "timeout", "retries", "max_staleness", "audit_log", "webhook", "service_url",
               "blended_recall", "p99_delta_s"]
 
+PHASE_FIELDS = ["name", "description", "window", "duration", "min_samples", "alpha",
+                "cohort_percent", "sequential", "holm", "flags", "rollback", "thresholds"]
+ENV_FIELDS = ["prometheus_url", "flags", "timeout", "retries", "max_staleness", "audit_log",
+              "webhook", "service_url", "phases"]
+
 keys = st.one_of(st.sampled_from(KNOWN_KEYS),
                  st.text(alphabet=string.ascii_letters + string.digits + "_- .é", min_size=1,
                          max_size=8))
+durations = st.from_regex(r"-?\d{1,12}(\.\d{1,3})?(ms|s|m|h|d|w|y)( ?\d{1,3}[smh])?",
+                          fullmatch=True)
 scalars = st.one_of(
     st.sampled_from(["30s", "5m", "1h30m", "7d", "0s", "-1m", "1.5h", "soon", "", "staging",
                      "http://127.0.0.1:9090", "https://user:pw@prom/", "prom:9090", "999999999y"]),
+    durations,
     st.text(max_size=10),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -285,20 +293,63 @@ values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=4),
     max_leaves=12,
 )
-tables = st.dictionaries(keys, values, max_size=5)
-documents = st.fixed_dictionaries(
+# Mostly the real field names with mostly plausible values, so many documents get deep into
+# the schema (and parse), with some wrong values and unknown keys at every level.
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``valid`` four times out of five, otherwise any scalar."""
+    return st.integers(0, 4).flatmap(lambda i: scalars if i == 0 else valid)
+
+
+def mostly_key(valid: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A key: ``valid`` four times out of five, otherwise any key."""
+    return st.integers(0, 4).flatmap(lambda i: keys if i == 0 else valid)
+
+
+def with_junk(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    junk = st.integers(0, 4).flatmap(
+        lambda i: st.dictionaries(keys, values, min_size=1, max_size=2) if i == 0
+        else st.just({}))
+    return st.builds(lambda b, j: {**j, **b}, base, junk)
+
+
+flag_states = st.dictionaries(keys, mostly(st.booleans() | st.floats(0, 100)), max_size=3)
+phase_fields = {
+    "name": mostly(st.text(min_size=1, max_size=8)),
+    "description": mostly(st.text(min_size=1, max_size=8)),
+    "window": mostly(durations), "duration": mostly(durations),
+    "min_samples": mostly(st.integers(-5, 10**6)), "alpha": mostly(st.floats(0, 1)),
+    "cohort_percent": mostly(st.floats(-1, 101)), "sequential": mostly(st.booleans()),
+    "holm": mostly(st.booleans()), "flags": flag_states, "rollback": flag_states,
+    "thresholds": st.dictionaries(mostly_key(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)),
+                                  mostly(st.floats()), max_size=3),
+}
+phase_tables = with_junk(st.fixed_dictionaries({}, optional=phase_fields))
+override_tables = with_junk(st.fixed_dictionaries({}, optional={
+    k: phase_fields[k] for k in ("window", "duration", "min_samples", "alpha", "cohort_percent")}))
+env_fields = {
+    "prometheus_url": mostly(st.sampled_from(["http://127.0.0.1:9090", "https://p/x"])),
+    "flags": mostly(st.text(min_size=1, max_size=8)), "timeout": mostly(durations),
+    "retries": mostly(st.integers(-2, 5)), "max_staleness": mostly(durations),
+    "audit_log": scalars, "webhook": scalars, "service_url": scalars,
+    "phases": st.dictionaries(st.sampled_from(["phase0", "phase2", "bake"]) | keys,
+                              override_tables, max_size=2),
+}
+env_tables = with_junk(st.fixed_dictionaries({}, optional=env_fields))
+phase_keys = mostly_key(st.sampled_from(["phase0", "phase2", "bake", "staging"]))
+valid_ish = st.fixed_dictionaries(
     {},
     optional={
-        "rollout": st.dictionaries(st.sampled_from(["default_environment", "group_label",
-                                                    "control", "treatment", "x"]), scalars),
-        "phases": st.dictionaries(keys, tables, max_size=3),
-        "environments": st.dictionaries(
-            keys, st.dictionaries(keys, values | st.dictionaries(keys, tables, max_size=2)),
-            max_size=3),
-        "thresholds": st.dictionaries(keys, scalars, max_size=3),
-        "junk": values,
+        "rollout": st.fixed_dictionaries({}, optional={
+            "default_environment": st.sampled_from(["staging", "bake"]) | scalars,
+            "group_label": scalars, "control": scalars, "treatment": scalars}),
+        "phases": st.dictionaries(phase_keys, phase_tables, max_size=3),
+        "environments": st.dictionaries(phase_keys, env_tables, max_size=2),
+        "thresholds": st.dictionaries(keys, st.floats() | scalars, max_size=3),
     },
 )
+documents = with_junk(valid_ish)
 
 
 def _toml_key(key: str) -> str:
