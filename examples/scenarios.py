@@ -1,7 +1,7 @@
 """Bundled canary scenarios with known truth, backfilled into a real Prometheus.
 
-Two hours of one-minute samples ending at ``END``: a control cohort and a treatment cohort (10 % of spaces)
-of a memory service's recall path.
+Two hours of one-minute samples ending at ``END``: a control cohort and a treatment cohort
+(10 % of spaces) of a memory service's recall path.
 - ``healthy``:    treatment behaves like control                      -> GO
 - ``regression``: treatment latency +60 ms on 5 % of its queries    -> ABORT (p99 trigger)
 - ``stale``:      the service stopped reporting 20 minutes before END  -> HOLD
@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_rollout.openmetrics import OpenMetricsWriter
 
-END = 1_795_000_000  # 2026-11-18T09:46:40Z, a fixed instant so runs are reproducible
+END = 1_795_000_000  # 2026-11-18T11:06:40Z, a fixed instant so runs are reproducible
 STEP_S = 60
 HISTORY_S = 2 * 3600
 SCENARIOS = ("healthy", "regression", "stale")

@@ -57,7 +57,8 @@ def decide(gates: Sequence[GateResult]) -> tuple[Decision, str]:
         words = {"fail": "failed", "inconclusive": "inconclusive", "error": "errored"}
         parts = [f"{n} {words.get(o, o)}" for o, n in sorted(counts.items())]
         return Decision.HOLD, f"{', '.join(parts)} of {len(gates)} gates: {_list(blocking)}"
-    return Decision.GO, f"all {len(gates)} gates passed"
+    return Decision.GO, "the only gate passed" if len(gates) == 1 else \
+        f"all {len(gates)} gates passed"
 
 
 def _list(gates: Sequence[GateResult], most: int = 3) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_rollout.durations import format_duration
+from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord, QueryRecord
 from pytest_rollout.outcomes import inconclusive
 
@@ -184,6 +184,17 @@ def series_selectors(query: str) -> list[str]:
     return list(dict.fromkeys(selectors))
 
 
+def query_ranges(query: str) -> list[float]:
+    """Seconds of every ``[range]`` and ``[range:step]`` in a PromQL expression."""
+    out = []
+    for match in re.finditer(r"\[\s*([0-9][0-9a-z]*)\s*(?::[^\]]*)?\]", query):
+        try:
+            out.append(parse_duration(match.group(1)))
+        except ValueError:
+            continue
+    return out
+
+
 class PromQuery:
     """The ``prom`` fixture: queries for one gate, recorded on it, fail-closed."""
 
@@ -242,17 +253,29 @@ class PromQuery:
         return out
 
     def check_fresh(self, query: str) -> None:
-        """Inconclusive when any series a query reads is older than ``max_staleness``."""
+        """Inconclusive when a series the query reads stopped reporting.
+
+        A selector whose series report, but whose newest sample is older than
+        ``max_staleness``, is stale. One with no sample in the 5m lookback is stale when it did
+        report within the query's longest range (or the last hour): the target went quiet.
+        One that never reported in that range is absent, which the query's own result shows.
+        """
         limit = self.source.settings.max_staleness_s
+        lookback = max([3600.0, *query_ranges(query)])
         for selector in series_selectors(query):
             ages = self.vector(f"time() - timestamp({selector})", check_staleness=False)
-            if not ages:
-                inconclusive(f"series {selector} has no sample in the 5m before the evaluation "
-                             f"instant {rfc3339(self.at)}: the data is stale or the target is down")
-            oldest = max(s.value for s in ages)
-            if oldest > limit:
-                inconclusive(f"series {selector} is stale: newest sample {oldest:.0f}s old at "
-                             f"{rfc3339(self.at)} (max_staleness {limit:.0f}s)")
+            if ages:
+                oldest = max(s.value for s in ages)
+                if oldest > limit:
+                    inconclusive(f"series {selector} is stale: newest sample {oldest:.0f}s old "
+                                 f"at {rfc3339(self.at)} (max_staleness {limit:.0f}s)")
+                continue
+            seen = self.vector(f"count(count_over_time({selector}[{format_duration(lookback)}]))",
+                               check_staleness=False)
+            if seen:
+                inconclusive(f"series {selector} stopped reporting: no sample in the 5m before "
+                             f"the evaluation instant {rfc3339(self.at)}, though it reported "
+                             f"earlier; the target is down or not scraped")
 
     def _instant(self, query: str) -> Any:
         try:

@@ -1,0 +1,99 @@
+"""Phase 1 — shadow: concept formation and bindings run, recall does not use them.
+
+    pytest gates -m phase1 --rollout-decision-json out/phase1.json --html out/phase1.html
+
+Watches what shadow mode costs (memory, CPU, recall latency against the phase 0 baseline) and
+whether formation is healthy. Abort triggers roll back with --rollout-on-abort=rollback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rollout import inconclusive
+from pytest_rollout.stats import quantile_bounds
+
+pytestmark = pytest.mark.phase1
+
+FORMATION = "engram_concept_formation_duration_seconds"
+
+
+def _window(phase) -> str:
+    return f"{int(phase.window_s)}s"
+
+
+def test_recall_does_not_use_concepts_yet(prom, flags, phase, gate):
+    w = _window(phase)
+    treatment = prom.value(
+        f'sum(increase(engram_recall_total{{group="treatment"}}[{w}])) or vector(0)')
+    cohort = flags.snapshot().get("blended_recall")
+    gate.observe(metric="blended recalls in shadow", observed=treatment, threshold=0,
+                 unit="queries")
+    assert cohort == 0, f"blended_recall is at {cohort} % in shadow mode: set it to 0"
+    assert treatment == 0, f"{treatment:.0f} recalls used blended recall during shadow mode"
+
+
+def test_concepts_and_bindings_are_being_formed(prom, phase, gate):
+    w = _window(phase)
+    formed = prom.value(f"sum(increase(engram_concepts_formed_total[{w}]))")
+    bound = prom.value(f"sum(increase(engram_bindings_created_total[{w}]))")
+    gate.observe(metric="concepts formed in window", observed=formed, threshold=1,
+                 unit="concepts", explanation=f"{formed:.0f} concepts and {bound:.0f} bindings "
+                 f"formed in the last {w}")
+    assert formed > 0 and bound > 0, (
+        f"shadow mode formed {formed:.0f} concepts and {bound:.0f} bindings in {w}: is "
+        "concept_formation on and are episodes arriving?")
+
+
+def test_concept_formation_p99_under_100ms(prom, phase, gate):
+    w = _window(phase)
+    query = f"sum by (le) (increase({FORMATION}_bucket[{w}]))"
+    buckets = sorted((float(s.labels["le"]), s.value) for s in prom.vector(query))
+    if not buckets or buckets[-1][1] < 1:
+        inconclusive(f"no concept formation cycles in the last {w}: {query}")
+    bounds = [b for b, _ in buckets]
+    cumulative = [round(c) for _, c in buckets]
+    est, lower, upper = quantile_bounds(bounds, cumulative, 0.99, alpha=phase.config.alpha / 2)
+    limit = phase.threshold("formation_p99_s_max")
+    gate.observe(metric="formation cycle p99", observed=float(est), threshold=limit, unit="s",
+                 n={"cycles": int(cumulative[-1])}, ci=(float(lower), float(upper)))
+    if float(upper) >= limit and float(est) < limit:
+        inconclusive(f"formation p99 {float(est) * 1000:.1f} ms but its upper bound "
+                     f"{float(upper) * 1000:.1f} ms is not yet under {limit * 1000:.0f} ms: "
+                     f"only {cumulative[-1]} cycles; keep shadow mode running")
+    assert float(upper) < limit, (
+        f"formation p99 is {float(est) * 1000:.1f} ms (upper bound {float(upper) * 1000:.1f} "
+        f"ms), over {limit * 1000:.0f} ms: tune the formation cycle before the canary")
+
+
+def test_recall_latency_and_resources_within_limits_of_baseline(baseline, phase):
+    baseline.compare(max_regression_pct=phase.threshold("recall_p99_regression_pct_max"),
+                     rss_max_pct=phase.threshold("rss_overhead_pct_max"),
+                     cpu_max_pct=phase.threshold("cpu_overhead_pct_max"))
+
+
+@pytest.mark.abort
+def test_abort_on_concept_formation_errors(prom, phase, gate):
+    errors = prom.value(
+        f"sum(increase(engram_concept_formation_errors_total[{_window(phase)}]))")
+    limit = phase.threshold("formation_errors_max")
+    gate.observe(metric="formation errors", observed=errors, threshold=limit, unit="errors")
+    assert errors <= limit, (f"{errors:.0f} concept formation cycles failed: roll back shadow "
+                             "mode (concept_formation off) and read the service log")
+
+
+@pytest.mark.abort
+def test_abort_when_episode_count_drops(prom, phase, gate):
+    w = _window(phase)
+    now = prom.value("sum(engram_episodes)")
+    peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:5s])")
+    gate.observe(metric="episodes lost (peak minus now)", observed=max(peak - now, 0.0),
+                 threshold=0, unit="episodes")
+    assert now >= peak, (f"episodes fell from {peak:.0f} to {now:.0f}: RPO breached, roll back "
+                         "and restore from backup (rollback.md)")
+
+
+@pytest.mark.abort
+def test_abort_when_rss_or_cpu_overhead_exceeds_abort_limit(baseline, phase):
+    baseline.abort_if_resources_worse(rss_max_pct=phase.threshold("rss_overhead_pct_abort"),
+                                      cpu_max_pct=phase.threshold("cpu_overhead_pct_abort"))
