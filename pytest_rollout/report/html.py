@@ -5,6 +5,7 @@ Registered on the controller only (pytest-html writes the report there, also und
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 from collections.abc import Generator, Mapping, MutableMapping
 from typing import Any
@@ -15,7 +16,7 @@ from pytest_rollout.context import parse_instant
 from pytest_rollout.durations import format_duration
 from pytest_rollout.plugin import session_key
 from pytest_rollout.report import provenance, render, results
-from pytest_rollout.report.redact import REDACTED, is_secret_name, redact
+from pytest_rollout.report.redact import REDACTED, Redactor, is_secret_name
 
 PLUGIN_NAME = "rollout-html"
 
@@ -25,6 +26,15 @@ class HtmlReport:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+
+    # Built on first use: the run's context (with its Prometheus URL) is configured by then.
+    @functools.cached_property
+    def redact(self) -> Redactor:
+        return provenance.redactor_for(self.config)
+
+    @functools.cached_property
+    def renderer(self) -> render.Renderer:
+        return render.Renderer(self.redact)
 
     # -- per gate ------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -36,7 +46,7 @@ class HtmlReport:
             if result is not None:
                 from pytest_html import extras
 
-                details = render.gate_extra(result, self._plot(result))
+                details = self.renderer.gate_extra(result, self._plot(result))
                 # pytest-html's own attribute; TestReport does not declare it.
                 report.extras = [  # type: ignore[attr-defined]
                     *getattr(report, "extras", []), extras.html(details)]
@@ -72,14 +82,14 @@ class HtmlReport:
         test_id = report.nodeid + ("" if when == "call" else f"::{when}")
         for index, cell in enumerate(cells):
             if 'class="col-testId"' in cell:
-                cells[index] = f'<td class="col-testId">{render.esc(test_id)}</td>'
-        cells.extend(render.row_cells(results.settled(self.config, report.nodeid)))
-        cells[:] = [redact(cell) for cell in cells]
+                cells[index] = f'<td class="col-testId">{self.renderer.esc(test_id)}</td>'
+        cells.extend(self.renderer.row_cells(results.settled(self.config, report.nodeid)))
+        cells[:] = [self.redact(cell) for cell in cells]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
         # Captured output and tracebacks are already escaped by pytest-html; drop credentials.
-        data[:] = [redact(entry) for entry in data]
+        data[:] = [self.redact(entry) for entry in data]
 
     # -- the decision --------------------------------------------------------------------
     @pytest.hookimpl(optionalhook=True)
@@ -89,7 +99,7 @@ class HtmlReport:
         rollout = self.config.stash.get(session_key, None)
         if rollout is None or rollout.record is None:
             return
-        prefix.insert(0, render.banner(self._banner_view(rollout.record)))
+        prefix.insert(0, self.renderer.banner(self._banner_view(rollout.record)))
 
     def _banner_view(self, record: dict[str, Any]) -> render.BannerView:
         rollout = self.config.stash[session_key]
@@ -106,10 +116,10 @@ class HtmlReport:
             window_length=_length(window),
             command=provenance.reproduce_command(
                 self.config, at=str(record.get("evaluated_at")),
-                environment=record.get("environment")),
+                environment=record.get("environment"), redactor=self.redact),
             commit=provenance.git_commit(self.config.rootpath),
             operator=str(context.get("operator", "unknown")),
-            ci=provenance.ci_identity(),
+            ci=provenance.ci_identity(self.redact),
             prometheus_url=context.get("prometheus_url"),
             flags_before=(record.get("flags") or {}).get("before") or {},
             flags_after=(record.get("flags") or {}).get("after") or {},
@@ -129,10 +139,10 @@ class HtmlReport:
             return
         metadata = self.config.stash.get(metadata_key, None)
         if metadata is not None:
-            _clean_metadata(metadata)
+            _clean_metadata(metadata, self.redact)
 
 
-def _clean_metadata(metadata: MutableMapping[str, Any]) -> None:
+def _clean_metadata(metadata: MutableMapping[str, Any], redact: Redactor) -> None:
     """Redact credentials and escape what pytest-html 4.2 inserts as HTML (top-level keys are
     set as text, values and the keys of nested tables as HTML)."""
     for key in list(metadata):
@@ -140,13 +150,13 @@ def _clean_metadata(metadata: MutableMapping[str, Any]) -> None:
         if is_secret_name(str(key)):
             metadata[key] = REDACTED
         elif isinstance(value, Mapping):
-            metadata[key] = {_safe(k): REDACTED if is_secret_name(str(k)) else _safe(v)
-                             for k, v in value.items()}
+            metadata[key] = {_safe(k, redact): REDACTED if is_secret_name(str(k))
+                             else _safe(v, redact) for k, v in value.items()}
         else:
-            metadata[key] = _safe(value)
+            metadata[key] = _safe(value, redact)
 
 
-def _safe(value: Any) -> Any:
+def _safe(value: Any, redact: Redactor) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return html_lib.escape(redact(str(value)))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Mapping
 from typing import Any
 
 import pytest
 
-from pytest_rollout.report import results
-from pytest_rollout.report.redact import redact
+from pytest_rollout.report import provenance, results
+from pytest_rollout.report.redact import Redactor
 
 PLUGIN_NAME = "rollout-junit"
 PREFIX = "rollout_"
@@ -19,6 +20,10 @@ class JunitProperties:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+
+    @functools.cached_property
+    def redact(self) -> Redactor:
+        return provenance.redactor_for(self.config)  # on first use: the context is set by then
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
@@ -34,7 +39,7 @@ class JunitProperties:
                                     ("threshold", record.get("threshold")),
                                     ("unit", record.get("unit")),
                                     ("reason", result.get("reason"))):
-                    report.user_properties.append((PREFIX + name, _text(value)))
+                    report.user_properties.append((PREFIX + name, self._text(value)))
         return (yield)
 
     def pytest_rollout_decision(self, config: pytest.Config, record: Mapping[str, Any]) -> None:
@@ -42,11 +47,10 @@ class JunitProperties:
         if xml is None:
             return
         for name in ("phase", "decision", "reason", "evaluated_at", "environment", "digest"):
-            xml.add_global_property(PREFIX + name, _text(record.get(name)))
+            xml.add_global_property(PREFIX + name, self._text(record.get(name)))
 
-
-def _text(value: Any) -> str:
-    return "" if value is None else redact(str(value))
+    def _text(self, value: Any) -> str:
+        return "" if value is None else self.redact(str(value))
 
 
 def _log_xml(config: pytest.Config) -> Any:

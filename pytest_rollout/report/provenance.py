@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rollout.report.redact import redact, redact_args
+from pytest_rollout.report.redact import Redactor
 
 # Options that write artifacts or act on the world: a re-run to check a decision must do neither.
 _DROP_WITH_VALUE = ("--html", "--junitxml", "--junit-xml", "--rollout-decision-json",
@@ -19,7 +19,19 @@ _DROP_WITH_VALUE = ("--html", "--junitxml", "--junit-xml", "--rollout-decision-j
 _DROP_FLAG = ("--self-contained-html",)
 
 
-def reproduce_args(args: Sequence[str], *, at: str, environment: str | None) -> list[str]:
+def redactor_for(config: pytest.Config) -> Redactor:
+    """Everything secret this run was given: credential env vars, URLs with user info or query
+    strings (on the command line, in the environment, in rollout.toml), secret-named options."""
+    from pytest_rollout.plugin import context_key
+
+    context = config.stash.get(context_key, None)
+    return Redactor.build(args=[str(a) for a in config.invocation_params.args],
+                          urls=[context.prometheus_url if context else None,
+                                os.environ.get("ROLLOUT_PROMETHEUS_URL")])
+
+
+def reproduce_args(args: Sequence[str], *, at: str, environment: str | None,
+                   redactor: Redactor) -> list[str]:
     """The run's arguments minus output paths and rollback, plus the pinned instant and env."""
     kept: list[str] = []
     skip_next = False
@@ -37,13 +49,14 @@ def reproduce_args(args: Sequence[str], *, at: str, environment: str | None) -> 
     kept.append(f"--rollout-at={at}")
     if environment:
         kept.append(f"--rollout-env={environment}")
-    return redact_args(kept)
+    return redactor.args(kept)
 
 
-def reproduce_command(config: pytest.Config, *, at: str, environment: str | None) -> str:
+def reproduce_command(config: pytest.Config, *, at: str, environment: str | None,
+                      redactor: Redactor) -> str:
     """A shell command that re-evaluates this run's gates at the same instant."""
     args = reproduce_args([str(a) for a in config.invocation_params.args], at=at,
-                          environment=environment)
+                          environment=environment, redactor=redactor)
     return shlex.join(["pytest", *args])
 
 
@@ -62,16 +75,16 @@ def git_commit(directory: Path) -> str:
     return f"{head}+dirty" if status else head
 
 
-def ci_identity(environ: Mapping[str, str] | None = None) -> str | None:
+def ci_identity(redactor: Redactor, environ: Mapping[str, str] | None = None) -> str | None:
     """A link or name for the CI job that ran the gates, when running in CI."""
     env = os.environ if environ is None else environ
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
         job = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-        return redact(job)
+        return redactor(job)
     for name in ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL", "BUILDKITE_BUILD_URL"):
         if env.get(name):
-            return redact(env[name])
+            return redactor(env[name])
     if env.get("CI"):
         return "CI (no job URL in the environment)"
     return None

@@ -1,4 +1,4 @@
-"""HTML fragments of the audit report. Every value passes through :func:`esc` (redact + escape).
+"""HTML fragments of the audit report. Every value passes through ``Renderer.esc`` (redact, escape).
 
 Nothing from outside (label values, metric names, reasons, config strings, queries, flag values)
 reaches the page unescaped: pytest-html inserts cells and extras with ``innerHTML``.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_rollout.report import words
-from pytest_rollout.report.redact import redact
+from pytest_rollout.report.redact import Redactor
 
 OUTCOME_LABELS = {"pass": "PASS ✓", "fail": "FAIL ✗", "inconclusive": "INCONCLUSIVE ?",
                   "error": "ERROR !"}
@@ -63,11 +63,6 @@ td.rollout-abort { font-weight: bold; color: #c62828; }
 """
 
 
-def esc(value: Any) -> str:
-    """Redact credentials, then escape for text and attribute context."""
-    return html.escape(redact("" if value is None else str(value)), quote=True)
-
-
 def header_cells() -> list[str]:
     out = []
     for column, title, sortable in COLUMNS:
@@ -76,70 +71,9 @@ def header_cells() -> list[str]:
     return out
 
 
-def row_cells(result: Mapping[str, Any] | None) -> list[str]:
-    """The gate's cells; one line each (pytest-html reads sortable values with a regex)."""
-    if result is None:
-        return [f'<td class="col-{column}">{words.NONE}</td>' for column, _, _ in COLUMNS]
-    record: Mapping[str, Any] = result.get("record") or {}
-    kind = str(result.get("kind", ""))
-    outcome = str(result.get("outcome", ""))
-    kind_class = " rollout-abort" if kind == "abort" else ""
-    texts = {
-        "rolloutMetric": record.get("metric") or words.NONE,
-        "rolloutObserved": words.observed_vs_threshold(record),
-        "rolloutN": words.n_text(record),
-        "rolloutInterval": words.interval_text(record),
-        "rolloutP": words.p_value_text(record),
-    }
-    cells = [
-        f'<td class="col-rolloutKind{kind_class}">{esc(KIND_LABELS.get(kind, kind))}</td>',
-        f'<td class="col-rolloutOutcome rollout-outcome rollout-{esc(outcome)}" '
-        f'title="{esc(result.get("reason", ""))}">{esc(OUTCOME_LABELS.get(outcome, outcome))}</td>',
-    ]
-    cells += [f'<td class="col-{column}">{esc(texts[column])}</td>'
-              for column, _, _ in COLUMNS[2:]]
-    return [cell.replace("\n", " ") for cell in cells]
-
-
-def gate_extra(result: Mapping[str, Any], plot_png: str | None) -> str:
-    """The per-gate details: statistics in words, the plot, the queries as sent."""
-    record: Mapping[str, Any] = result.get("record") or {}
-    metric = record.get("metric") or result.get("nodeid") or "gate"
-    sentences = words.statistics_in_words(record, str(result.get("outcome", "")),
-                                          str(result.get("reason", "")))
-    parts = [f'<div class="rollout-gate"><h4>{esc(metric)}</h4>',
-             f'<p class="rollout-words">{esc(sentences)}</p>']
-    if plot_png:
-        alt = f"{metric}: control and treatment over the evaluation window, threshold dashed"
-        parts.append(f'<img class="rollout-plot" alt="{esc(alt)}" '
-                     f'src="data:image/png;base64,{plot_png}">')
-    else:
-        parts.append('<p class="rollout-no-series"><em>no series recorded</em> for a plot '
-                     '(the gate did not fill <code>gate.series</code>)</p>')
-    parts.append(_queries(record.get("queries") or []))
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def _queries(queries: Sequence[Any]) -> str:
-    if not queries:
-        return '<p class="rollout-queries"><em>no queries recorded</em></p>'
-    items = []
-    for query in queries:
-        if not isinstance(query, Mapping):
-            items.append(f"<li><code>{esc(query)}</code></li>")
-            continue
-        when = f"range {query['range']}" if query.get("range") else f"at {query.get('at', '?')}"
-        detail = f"{when}; {query.get('duration_s', '?')} s; {query.get('summary', '')}"
-        items.append(f"<li><code>{esc(query.get('query', ''))}</code> "
-                     f"<span class=\"rollout-query-detail\">({esc(detail)})</span></li>")
-    return (f'<details class="rollout-queries" open><summary>Queries as sent ({len(queries)})'
-            f'</summary><ol>{"".join(items)}</ol></details>')
-
-
 @dataclass(frozen=True)
 class BannerView:
-    """What the decision banner shows (plain values; :func:`banner` escapes them)."""
+    """What the decision banner shows (plain values; :meth:`Renderer.banner` escapes them)."""
 
     phase: str
     decision: str
@@ -161,57 +95,130 @@ class BannerView:
     counts: Mapping[str, int] = field(default_factory=dict)
 
 
-def banner(view: BannerView) -> str:
-    decision = view.decision if view.decision in ("GO", "HOLD", "ABORT") else "HOLD"
-    counts = ", ".join(f"{n} {o}" for o, n in sorted(view.counts.items())) or "no gates"
-    record = f"<code>{esc(view.digest)}</code>"
-    if view.record_path:
-        record += (f" in <code>{esc(view.record_path)}</code> — check it with "
-                   f"<code>rollout verify {esc(view.record_path)}</code>")
-    rows = [
-        ("Environment", esc(view.environment or "(none)")),
-        ("Evaluated at", f"<code>{esc(view.evaluated_at)}</code>"),
-        ("Window", f"{esc(view.window.get('start', '?'))} → {esc(view.window.get('end', '?'))}"
-                   f" ({esc(view.window_length)})"),
-        ("Gates", esc(counts)),
-        ("Reproduce", f'<code class="rollout-command">{esc(view.command)}</code>'),
-        ("Gates commit", f"<code>{esc(view.commit)}</code>"),
-        ("Operator", esc(view.operator) + (f" — CI: {esc(view.ci)}" if view.ci else " (not CI)")),
-        ("Prometheus", esc(view.prometheus_url or "(not configured)")),
-        ("Flags before", _mapping(view.flags_before)),
-        ("Flags after", _mapping(view.flags_after)),
-        ("Actions", _actions(view.actions)),
-        ("Decision record", record),
-    ]
-    body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
-    return (
-        f"<style>{STYLE}</style>"
-        f'<section id="rollout-decision" class="rollout-banner rollout-{decision}">'
-        f'<div class="rollout-headline">Rollout <span class="rollout-phase">{esc(view.phase)}'
-        f'</span>: <span class="rollout-verdict">{decision}</span></div>'
-        f'<p class="rollout-reason">{esc(view.reason)}</p>'
-        f'<table class="rollout-context">{body}</table></section>'
-    )
+class Renderer:
+    """Builds the report's HTML; every value goes through :meth:`esc`."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redact = redactor
+
+    def esc(self, value: Any) -> str:
+        """Redact credentials, then escape for text and attribute context."""
+        return html.escape(self.redact("" if value is None else str(value)), quote=True)
+
+    def row_cells(self, result: Mapping[str, Any] | None) -> list[str]:
+        """The gate's cells; one line each (pytest-html reads sortable values with a regex)."""
+        if result is None:
+            return [f'<td class="col-{column}">{words.NONE}</td>' for column, _, _ in COLUMNS]
+        record: Mapping[str, Any] = result.get("record") or {}
+        kind = str(result.get("kind", ""))
+        outcome = str(result.get("outcome", ""))
+        kind_class = " rollout-abort" if kind == "abort" else ""
+        e = self.esc
+        texts = {
+            "rolloutMetric": record.get("metric") or words.NONE,
+            "rolloutObserved": words.observed_vs_threshold(record),
+            "rolloutN": words.n_text(record),
+            "rolloutInterval": words.interval_text(record),
+            "rolloutP": words.p_value_text(record),
+        }
+        cells = [
+            f'<td class="col-rolloutKind{kind_class}">{e(KIND_LABELS.get(kind, kind))}</td>',
+            f'<td class="col-rolloutOutcome rollout-outcome rollout-{e(outcome)}" '
+            f'title="{e(result.get("reason", ""))}">{e(OUTCOME_LABELS.get(outcome, outcome))}</td>',
+        ]
+        cells += [f'<td class="col-{column}">{self.esc(texts[column])}</td>'
+                  for column, _, _ in COLUMNS[2:]]
+        return [cell.replace("\n", " ") for cell in cells]
 
 
-def _mapping(values: Mapping[str, Any]) -> str:
-    if not values:
-        return "<em>not recorded</em>"
-    items = "".join(f"<li><code>{esc(key)}</code> = <code>{esc(_json(value))}</code></li>"
-                    for key, value in sorted(values.items()))
-    return f"<ul>{items}</ul>"
+    def gate_extra(self, result: Mapping[str, Any], plot_png: str | None) -> str:
+        """The per-gate details: statistics in words, the plot, the queries as sent."""
+        record: Mapping[str, Any] = result.get("record") or {}
+        metric = record.get("metric") or result.get("nodeid") or "gate"
+        sentences = words.statistics_in_words(record, str(result.get("outcome", "")),
+                                              str(result.get("reason", "")))
+        parts = [f'<div class="rollout-gate"><h4>{self.esc(metric)}</h4>',
+                 f'<p class="rollout-words">{self.esc(sentences)}</p>']
+        if plot_png:
+            alt = f"{metric}: control and treatment over the evaluation window, threshold dashed"
+            parts.append(f'<img class="rollout-plot" alt="{self.esc(alt)}" '
+                         f'src="data:image/png;base64,{plot_png}">')
+        else:
+            parts.append('<p class="rollout-no-series"><em>no series recorded</em> for a plot '
+                         '(the gate did not fill <code>gate.series</code>)</p>')
+        parts.append(self._queries(record.get("queries") or []))
+        parts.append("</div>")
+        return "".join(parts)
 
 
-def _actions(actions: Sequence[Mapping[str, Any]]) -> str:
-    if not actions:
-        return "none"
-    items = []
-    for action in actions:
-        text = (f"{action.get('action', '?')}: {action.get('result', '?')} at "
-                f"{action.get('at', '?')}")
-        message = action.get("message")
-        items.append(f"<li>{esc(text)}{' — ' + esc(message) if message else ''}</li>")
-    return f"<ul>{''.join(items)}</ul>"
+    def _queries(self, queries: Sequence[Any]) -> str:
+        if not queries:
+            return '<p class="rollout-queries"><em>no queries recorded</em></p>'
+        items = []
+        for query in queries:
+            if not isinstance(query, Mapping):
+                items.append(f"<li><code>{self.esc(query)}</code></li>")
+                continue
+            when = f"range {query['range']}" if query.get("range") else f"at {query.get('at', '?')}"
+            detail = f"{when}; {query.get('duration_s', '?')} s; {query.get('summary', '')}"
+            items.append(f"<li><code>{self.esc(query.get('query', ''))}</code> "
+                         f"<span class=\"rollout-query-detail\">({self.esc(detail)})</span></li>")
+        return (f'<details class="rollout-queries" open><summary>Queries as sent ({len(queries)})'
+                f'</summary><ol>{"".join(items)}</ol></details>')
+
+    def banner(self, view: BannerView) -> str:
+        e = self.esc
+        decision = view.decision if view.decision in ("GO", "HOLD", "ABORT") else "HOLD"
+        counts = ", ".join(f"{n} {o}" for o, n in sorted(view.counts.items())) or "no gates"
+        record = f"<code>{self.esc(view.digest)}</code>"
+        if view.record_path:
+            record += (f" in <code>{self.esc(view.record_path)}</code> — check it with "
+                       f"<code>rollout verify {self.esc(view.record_path)}</code>")
+        rows = [
+            ("Environment", self.esc(view.environment or "(none)")),
+            ("Evaluated at", f"<code>{self.esc(view.evaluated_at)}</code>"),
+            ("Window", f"{e(view.window.get('start', '?'))} → {e(view.window.get('end', '?'))}"
+                       f" ({e(view.window_length)})"),
+            ("Gates", self.esc(counts)),
+            ("Reproduce", f'<code class="rollout-command">{self.esc(view.command)}</code>'),
+            ("Gates commit", f"<code>{self.esc(view.commit)}</code>"),
+            ("Operator", e(view.operator) + (f" — CI: {e(view.ci)}" if view.ci else " (not CI)")),
+            ("Prometheus", self.esc(view.prometheus_url or "(not configured)")),
+            ("Flags before", self._mapping(view.flags_before)),
+            ("Flags after", self._mapping(view.flags_after)),
+            ("Actions", self._actions(view.actions)),
+            ("Decision record", record),
+        ]
+        body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+        return (
+            f"<style>{STYLE}</style>"
+            f'<section id="rollout-decision" class="rollout-banner rollout-{decision}">'
+            f'<div class="rollout-headline">Rollout <span class="rollout-phase">{e(view.phase)}'
+            f'</span>: <span class="rollout-verdict">{decision}</span></div>'
+            f'<p class="rollout-reason">{e(view.reason)}</p>'
+            f'<table class="rollout-context">{body}</table></section>'
+        )
+
+
+    def _mapping(self, values: Mapping[str, Any]) -> str:
+        if not values:
+            return "<em>not recorded</em>"
+        e = self.esc
+        items = "".join(f"<li><code>{e(key)}</code> = <code>{e(_json(value))}</code></li>"
+                        for key, value in sorted(values.items()))
+        return f"<ul>{items}</ul>"
+
+
+    def _actions(self, actions: Sequence[Mapping[str, Any]]) -> str:
+        if not actions:
+            return "none"
+        items = []
+        for action in actions:
+            text = (f"{action.get('action', '?')}: {action.get('result', '?')} at "
+                    f"{action.get('at', '?')}")
+            message = action.get("message")
+            items.append(f"<li>{self.esc(text)}{' — ' + self.esc(message) if message else ''}</li>")
+        return f"<ul>{''.join(items)}</ul>"
 
 
 def _json(value: Any) -> str:

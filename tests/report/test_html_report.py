@@ -163,10 +163,12 @@ def _check_junit(path: Path, record: dict[str, Any]) -> None:
 
 def test_inconclusive_cell_is_styled_apart_from_pass() -> None:
     from pytest_rollout.report import render
+    from pytest_rollout.report.redact import Redactor
 
-    inconclusive = render.row_cells({"kind": "criterion", "outcome": "inconclusive",
+    renderer = render.Renderer(Redactor())
+    inconclusive = renderer.row_cells({"kind": "criterion", "outcome": "inconclusive",
                                      "reason": "too few", "record": {}})[1]
-    passed = render.row_cells({"kind": "criterion", "outcome": "pass", "reason": "",
+    passed = renderer.row_cells({"kind": "criterion", "outcome": "pass", "reason": "",
                                "record": {}})[1]
     assert "rollout-inconclusive" in inconclusive and "rollout-pass" in passed
     style = render.STYLE
