@@ -34,7 +34,7 @@ from staging.chaos import Chaos, ChaosError, ChaosSpec
 from staging.embeddings import embed
 from staging.flags import FlagReader
 from staging.formation import FormationParams, FormationRunner
-from staging.memory import MemoryService
+from staging.memory import MemoryService, Snapshot, SpaceMemory
 from staging.metrics import ServiceMetrics
 from staging.recall import Ranked, blend, episodic, semantic_candidates
 
@@ -120,6 +120,40 @@ async def remember(request: Request) -> Response:
     return JSONResponse({"space": space, "id": ids[0]}, status_code=201)
 
 
+def _results(
+    memory: SpaceMemory | None, snap: Snapshot | None, ranked: Ranked
+) -> tuple[list[dict[str, object]], list[float]]:
+    """JSON results and their confidences (cosine-based scores clipped to 0..1)."""
+    if memory is None or snap is None:
+        return [], []
+    results: list[dict[str, object]] = []
+    confidences: list[float] = []
+    concepts = snap.concepts
+    for row, score, provenance, position in zip(
+        ranked.rows.tolist(),
+        ranked.scores.tolist(),
+        ranked.provenance,
+        ranked.concept_positions.tolist(),
+        strict=True,
+    ):
+        confidence = round(min(max(score, 0.0), 1.0), 6)
+        item: dict[str, object] = {
+            "id": int(snap.ids[row]),
+            "text": memory.texts[row],
+            "metadata": memory.metadata(row),
+            "confidence": confidence,
+            "provenance": provenance,
+        }
+        if 0 <= position < concepts.count:
+            item["concept"] = {
+                "id": int(concepts.ids[position]),
+                "label": concepts.labels[position],
+            }
+        results.append(item)
+        confidences.append(confidence)
+    return results, confidences
+
+
 async def recall(request: Request) -> Response:
     service = _service(request)
     space = validation.space_name(request)
@@ -170,34 +204,13 @@ async def recall(request: Request) -> Response:
             outcome, fallback = "timeout", True
             m.semantic_timeouts.inc()
 
-    results = []
-    if memory is not None:
-        labels = memory.snapshot.concepts.labels
-        concept_ids = memory.snapshot.concepts.ids
-        for row, score, provenance, position in zip(
-            ranked.rows.tolist(),
-            ranked.scores.tolist(),
-            ranked.provenance,
-            ranked.concept_positions.tolist(),
-            strict=True,
-        ):
-            item: dict[str, object] = {
-                "id": int(memory.snapshot.ids[row]),
-                "text": memory.texts[row],
-                "metadata": memory.metadata(row),
-                "confidence": round(min(max(score, 0.0), 1.0), 6),
-                "provenance": provenance,
-            }
-            if 0 <= position < len(concept_ids):
-                item["concept"] = {"id": int(concept_ids[position]), "label": labels[position]}
-            results.append(item)
+    results, confidences = _results(memory, snap, ranked)
     elapsed = time.perf_counter() - started
     m.recall_duration.labels(group=group, mode=mode).observe(elapsed)
     m.recall_total.labels(group=group, outcome=outcome).inc()
     m.recall_results.labels(group=group).observe(len(results))
-    if results:  # the mean confidence of nothing is undefined, not zero
-        mean_confidence = sum(float(r["confidence"]) for r in results) / len(results)  # type: ignore[arg-type]
-        m.recall_confidence.labels(group=group).observe(mean_confidence)
+    if confidences:  # the mean confidence of nothing is undefined, not zero
+        m.recall_confidence.labels(group=group).observe(sum(confidences) / len(confidences))
     return JSONResponse(
         {
             "space": space,

@@ -62,8 +62,16 @@ class EngramClient:
     def features(self) -> dict[str, Any]:
         return self._json(self.request("GET", "/api/v1/admin/features", admin=True))
 
-    def set_flags(self, *, wait: bool = True, **changes: bool | float) -> dict[str, Any]:
+    def set_flags(
+        self,
+        changes: Mapping[str, bool | float] | None = None,
+        /,
+        *,
+        wait: bool = True,
+        **named: bool | float,
+    ) -> dict[str, Any]:
         """PUT flag changes; with ``wait``, return once /status shows the service uses them."""
+        changes = {**(changes or {}), **named}
         answer = self._json(
             self.request(
                 "PUT",

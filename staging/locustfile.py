@@ -53,7 +53,7 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _guard(environment: Environment, **_: object) -> None:
     runner = environment.runner
     if runner is None:

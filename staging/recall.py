@@ -62,10 +62,11 @@ def episodic(snap: Snapshot, query: npt.NDArray[np.float32], k: int) -> Ranked:
         )
     sims = snap.vectors @ query
     rows = _top(sims, k)
+    provenance: tuple[Provenance, ...] = tuple("episode" for _ in range(len(rows)))
     return Ranked(
         rows=rows,
         scores=sims[rows],
-        provenance=("episode",) * len(rows),
+        provenance=provenance,
         concept_positions=_bound_concepts(snap, rows),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -37,7 +38,7 @@ def seed(
     with requests.Session() as http:
         for name, count in sorted(counts.items()):
             for start in range(0, count, BATCH):
-                items = [
+                items: list[dict[str, Any]] = [
                     {"text": episode_text(rng), "metadata": {"source": "seed", "n": start + i}}
                     for i in range(min(BATCH, count - start))
                 ]

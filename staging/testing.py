@@ -43,4 +43,4 @@ def engram(staging_stack: Stack) -> Iterator[EngramClient]:
         current = {name: f["value"] for name, f in client.features()["flags"].items()}
         changed = {k: v for k, v in INITIAL_VALUES.items() if current.get(k) != v}
         if changed:
-            client.set_flags(**changed)
+            client.set_flags(changed)

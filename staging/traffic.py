@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Any
 
 import requests
 
@@ -106,7 +107,7 @@ def drive(
                 space = rng.choices(names, cum_weights=cumulative)[0]
                 if rng.random() < write_ratio:
                     kind, path = "remember", f"/api/v1/spaces/{space}/episodes"
-                    body: dict[str, object] = {"text": episode_text(rng)}
+                    body: dict[str, Any] = {"text": episode_text(rng)}
                 else:
                     kind, path = "recall", f"/api/v1/spaces/{space}/recall"
                     body = {"query": query_text(rng), "k": 10}

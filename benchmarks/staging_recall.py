@@ -1,0 +1,156 @@
+"""Recall latency of the staging service: episodic vs blended, at 10k and 50k episodes.
+
+Runs the real stack (service + Prometheus scraping it), loads N episodes into ONE space (the
+worst case: recall cost grows with the space), lets concept formation consume them all, then
+sends sequential recalls over HTTP and records the handler time the service reports (`took_ms`,
+what engram_recall_duration_seconds observes) and the client round trip.
+
+    PYTHONPATH=. python benchmarks/staging_recall.py [--queries 2000] [--sizes 10000 50000]
+
+Writes benchmarks/results/staging_recall.json. Target: blended p99 < 20 ms at 50k episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from staging.client import EngramClient
+from staging.corpus import query_text
+from staging.seed import seed
+from staging.stack import Stack
+
+RESULTS = Path(__file__).resolve().parent / "results" / "staging_recall.json"
+TARGET_P99_MS = 20.0
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values)
+    return {
+        "n": len(values),
+        "p50_ms": round(float(np.percentile(array, 50)), 3),
+        "p90_ms": round(float(np.percentile(array, 90)), 3),
+        "p99_ms": round(float(np.percentile(array, 99)), 3),
+        "max_ms": round(float(array.max()), 3),
+        "mean_ms": round(statistics.fmean(values), 3),
+    }
+
+
+def _wait_for_formation(engram: EngramClient, expected_bindings: int, timeout_s: float) -> float:
+    started = time.monotonic()
+    last = -1
+    while time.monotonic() - started < timeout_s:
+        bindings = engram.status()["bindings"]
+        if bindings == last and bindings >= expected_bindings:
+            break
+        last = bindings
+        time.sleep(1.0)
+    return time.monotonic() - started
+
+
+def _measure(engram: EngramClient, space: str, queries: int, rng: random.Random) -> dict:
+    for _ in range(100):  # warm-up: caches, allocator, first-request paths
+        engram.recall(space, query_text(rng))
+    handler, round_trip, provenance = [], [], {"episode": 0, "concept": 0}
+    modes = set()
+    for _ in range(queries):
+        sent = time.perf_counter()
+        answer = engram.recall(space, query_text(rng), k=10)
+        round_trip.append((time.perf_counter() - sent) * 1000)
+        handler.append(answer["took_ms"])
+        modes.add(answer["mode"])
+        for hit in answer["results"]:
+            provenance[hit["provenance"]] += 1
+    return {
+        "mode": sorted(modes),
+        "handler": _percentiles(handler),
+        "round_trip": _percentiles(round_trip),
+        "result_provenance": provenance,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    rng = random.Random(42)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="staging-bench-") as workdir:
+        stack = Stack.up(workdir, formation_interval_s=0.1)
+        try:
+            with EngramClient(stack.engram_url, stack.admin_token, timeout_s=60) as engram:
+                engram.set_flags(dual_memory_types=True, concept_formation=True)
+                for size in args.sizes:
+                    space = f"bench{size}"
+                    started = time.monotonic()
+                    seed(stack.engram_url, episodes=size, spaces=1, prefix=space, rng_seed=size)
+                    seeded_s = time.monotonic() - started
+                    formation_s = _wait_for_formation(engram, int(size * 0.8), timeout_s=300)
+                    space_name = f"{space}-0000"
+                    engram.set_flags(blended_recall=0)
+                    episodic = _measure(engram, space_name, args.queries, rng)
+                    engram.set_flags(blended_recall=100)
+                    blended = _measure(engram, space_name, args.queries, rng)
+                    status = engram.status()
+                    runs.append(
+                        {
+                            "episodes_in_space": size,
+                            "seed_s": round(seeded_s, 2),
+                            "formation_settle_s": round(formation_s, 2),
+                            "service_totals": {
+                                k: status[k] for k in ("episodes", "concepts", "bindings")
+                            },
+                            "episodic": episodic,
+                            "blended": blended,
+                        }
+                    )
+                    print(json.dumps(runs[-1]["blended"]["handler"]), flush=True)
+                rss = stack.query('process_resident_memory_bytes{job="engram"}')
+        finally:
+            stack.down()
+
+    largest = max(runs, key=lambda r: r["episodes_in_space"])
+    result = {
+        "benchmark": "staging_recall",
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "method": (
+            "one space of N synthetic episodes, formation settled, sequential HTTP recalls "
+            f"(k=10, {args.queries} after 100 warm-up) per mode; handler = service-reported "
+            "took_ms, round_trip = client time incl. HTTP on loopback"
+        ),
+        "service_rss_bytes": float(rss[0]["value"][1]) if rss else None,
+        "runs": runs,
+        "target": {
+            "blended_handler_p99_ms_below": TARGET_P99_MS,
+            "at_episodes": largest["episodes_in_space"],
+            "observed_handler_p99_ms": largest["blended"]["handler"]["p99_ms"],
+            "observed_round_trip_p99_ms": largest["blended"]["round_trip"]["p99_ms"],
+            "met": largest["blended"]["handler"]["p99_ms"] < TARGET_P99_MS,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["target"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
