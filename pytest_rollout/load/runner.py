@@ -433,6 +433,15 @@ def _fmt_hms(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _driver_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The driver must import this package even when it is used from a source checkout.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -543,11 +552,7 @@ class SoakRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         distributed = config.workers + config.remote_workers > 0
         port = config.master_port or _free_port()
-        env = dict(os.environ)
-        # The driver must import this package even when it is used from a source checkout.
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = _driver_env()
 
         sampler = config.sampler()
         watcher = _ResourceWatcher(sampler, config.sample_interval_s) if sampler else None
@@ -642,6 +647,7 @@ class SoakRunner:
             if watcher is not None and watcher.is_alive():
                 watcher.stop()
             rc = self._reap(procs, config)
+            driver.stdout.close()
             for log in logs:
                 log.close()
             if sampler is not None and hasattr(sampler, "close"):
@@ -746,3 +752,37 @@ class SoakRunner:
 
 def _fmt_num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def run_workers(
+    locustfile: Path, master_host: str, master_port: int, count: int, workdir: Path
+) -> int:
+    """Run ``count`` Locust workers for a master on another machine until it quits.
+
+    The same locustfile must be on both machines; the master tells workers the target and users.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = _driver_env()
+    cmd = [
+        sys.executable, "-m", "pytest_rollout.load.driver", "--role", "worker",
+        "--locustfile", str(Path(locustfile).resolve()),
+        "--master-host", master_host, "--master-port", str(master_port),
+    ]  # fmt: skip
+    procs = []
+    logs: list[IO[bytes]] = []
+    for index in range(count):
+        log: IO[bytes] = open(workdir / f"locust-worker-{index}.log", "wb")  # noqa: SIM115
+        logs.append(log)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env))
+    sys.stderr.write(f"[rollout soak] {count} worker(s) joined {master_host}:{master_port}\n")
+    try:
+        codes = [proc.wait() for proc in procs]
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        codes = [proc.wait() for proc in procs]
+    finally:
+        for log in logs:
+            log.close()
+    return max((abs(c) for c in codes), default=0)
