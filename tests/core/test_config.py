@@ -314,6 +314,7 @@ def with_junk(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict
     return st.builds(lambda b, j: {**j, **b}, base, junk)
 
 
+threshold_names = mostly_key(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True))
 flag_states = st.dictionaries(keys, mostly(st.booleans() | st.floats(0, 100)), max_size=3)
 phase_fields = {
     "name": mostly(st.text(min_size=1, max_size=8)),
@@ -322,8 +323,7 @@ phase_fields = {
     "min_samples": mostly(st.integers(-5, 10**6)), "alpha": mostly(st.floats(0, 1)),
     "cohort_percent": mostly(st.floats(-1, 101)), "sequential": mostly(st.booleans()),
     "holm": mostly(st.booleans()), "flags": flag_states, "rollback": flag_states,
-    "thresholds": st.dictionaries(mostly_key(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)),
-                                  mostly(st.floats()), max_size=3),
+    "thresholds": st.dictionaries(threshold_names, mostly(st.floats()), max_size=3),
 }
 phase_tables = with_junk(st.fixed_dictionaries({}, optional=phase_fields))
 override_tables = with_junk(st.fixed_dictionaries({}, optional={
