@@ -226,3 +226,36 @@ def read_report(path: Path) -> Report:
                       if e["format_type"] == "html"]
             rows.setdefault(nodeid, []).append(Row(nodeid, cells, extras))
     return Report(page, rows, headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# headless Chromium (Debian's `chromium`), as root, with a fresh profile
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
+
+
+def chromium_binary() -> str:
+    """The chromium binary; skipped locally when missing, a failure in CI."""
+    import os
+    import shutil
+
+    found = shutil.which("chromium")
+    if found is None:
+        message = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def dump_dom(page: Path, profile: Path, query: str = "") -> str:
+    """The DOM after the page's scripts ran (and its pending events fired)."""
+    import subprocess
+
+    command = [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+               "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + query]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
