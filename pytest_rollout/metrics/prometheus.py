@@ -127,8 +127,14 @@ class PrometheusSource:
             raise BackendError(
                 f"no answer from {self.settings.display_url} within {self.settings.timeout_s:g}s"
             ) from None
-        except requests.exceptions.ConnectionError:
+        except requests.exceptions.ConnectionError as exc:
+            if _is_read_timeout(exc):  # with a Retry, requests reports read timeouts this way
+                raise BackendError(f"no answer from {self.settings.display_url} within "
+                                   f"{self.settings.timeout_s:g}s") from None
             raise BackendError(f"cannot connect to {self.settings.display_url}") from None
+        except requests.exceptions.JSONDecodeError:  # also a RequestException: catch it first
+            raise BackendError(f"{self.settings.display_url} answered with something that is "
+                               "not a Prometheus API response (not JSON)") from None
         except requests.exceptions.RequestException as exc:
             raise BackendError(f"request to {self.settings.display_url} failed: "
                                f"{type(exc).__name__}") from None
@@ -136,6 +142,13 @@ class PrometheusSource:
             raise BackendError(f"{self.settings.display_url} answered with something that is "
                                "not a Prometheus API response") from None
         return result, time.monotonic() - started
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ReadTimeoutError)
 
 
 def _http_error_text(text: str) -> str:
