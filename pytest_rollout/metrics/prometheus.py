@@ -72,6 +72,11 @@ class PromSettings:
     def display_url(self) -> str:
         return redact_url(self.url)
 
+    def __repr__(self) -> str:  # the URL may carry user:password@ (tracebacks, --showlocals)
+        return (f"PromSettings(url={self.display_url!r}, timeout_s={self.timeout_s!r}, "
+                f"retries={self.retries!r}, max_staleness_s={self.max_staleness_s!r}, "
+                f"ca_bundle={self.ca_bundle!r})")
+
 
 def redact_url(url: str) -> str:
     """The URL without user info or query string, safe for reports and logs."""
