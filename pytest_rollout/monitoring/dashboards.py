@@ -92,17 +92,17 @@ def _abort_values(s: MonitoringSettings, threshold: str) -> list[float]:
     return sorted({p.thresholds[threshold] for p in s.phases.values() if threshold in p.thresholds})
 
 
-def _threshold_table(s: MonitoringSettings) -> str:
+def _threshold_table(s: MonitoringSettings, source_name: str) -> str:
     lines = ["| phase | abort trigger | value | alert |", "|---|---|---|---|"]
     for key, phase in s.phases.items():
         for name, value in sorted(phase.thresholds.items()):
             if name in TRIGGERS:
                 lines.append(f"| {key} {phase.name} | {name} | {num(value)} | "
                              f"{s.alert_prefix}{TRIGGERS[name].alert} |")
-    return "\n".join(lines) + f"\n\nRendered from {s.source}; runbook: {s.runbook}"
+    return "\n".join(lines) + f"\n\nRendered from {source_name}; runbook: {s.runbook}"
 
 
-def overview(s: MonitoringSettings, q: Q) -> dict[str, Any]:
+def overview(s: MonitoringSettings, q: Q, source_name: str) -> dict[str, Any]:
     m, w = s.metrics, PANEL_WINDOW
     items = [(q.sel(name), name) for name in (m.stored_items, *m.derived_items)]
     return _dashboard(s, "overview", "rollout overview",
@@ -110,17 +110,24 @@ def overview(s: MonitoringSettings, q: Q) -> dict[str, Any]:
         Panel("Live rollout phase", [(f'{PHASE_ACTIVE}{{job="{s.job}"}}', "{{phase}}")],
               kind="stat", description="From the flag values the service exports; see the "
               "[phases.*.flags] tables", options={"textMode": "name"}),
-        Panel("Flag values as the service sees them", [(q.sel(m.flag), f"{{{{{m.flag_label}}}}}")]),
+        Panel("Flag values as the service sees them",
+              [(q.sel(m.flag), f"{{{{{m.flag_label}}}}}")]),
         Panel("Requests per second by group",
               [(f'{q.rec_rate(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")], unit="reqps"),
         Panel("Error ratio by group",
               [(f'{q.rec_error_ratio(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")],
               unit="percentunit"),
+        Panel("Latency p50 / p99 (all groups)", [(q.quantile(0.5, w, "job"), "p50"),
+                                                  (q.quantile(0.99, w, "job"), "p99")], unit="s"),
+        Panel("Resident memory and CPU", [
+            (f"sum by (job) ({q.sel(m.rss)})", "resident bytes"),
+            (f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))", "CPU cores")]),
         Panel("Rollout alerts firing",
               [(f'sum(ALERTS{{job="{s.job}",alertstate="firing"}}) or vector(0)', "firing")],
               kind="stat"),
         Panel("Stored items (must never drop)", items),
-        Panel("Abort triggers and their alerts", [], kind="text", text=_threshold_table(s)),
+        Panel("Abort triggers and their alerts", [], kind="text",
+              text=_threshold_table(s, source_name)),
     ])
 
 
@@ -213,10 +220,11 @@ def shadow(s: MonitoringSettings, q: Q) -> dict[str, Any]:
     ])
 
 
-def dashboards(s: MonitoringSettings) -> dict[str, dict[str, Any]]:
+def dashboards(s: MonitoringSettings,
+               source_name: str = "rollout.toml") -> dict[str, dict[str, Any]]:
     """uid -> dashboard JSON model, in a stable order."""
     q = Q(s)
-    boards = [overview(s, q), canary(s, q), slo(s, q), shadow(s, q)]
+    boards = [overview(s, q, source_name), canary(s, q), slo(s, q), shadow(s, q)]
     return {b["uid"]: b for b in boards if b is not None}
 
 

@@ -35,7 +35,7 @@ def render(settings: MonitoringSettings, source_name: str) -> dict[str, str]:
         stem = rules.filename.removesuffix(".rules.yml")
         files[f"prometheus/{rules.filename}"] = header + dump(rules.document())
         files[f"prometheus/{stem}.test.yml"] = header + dump(test)
-    for uid, board in dashboards(settings).items():
+    for uid, board in dashboards(settings, source_name).items():
         files[f"grafana/{uid}.json"] = json.dumps(board, indent=2, sort_keys=True) + "\n"
     return dict(sorted(files.items()))
 

@@ -188,6 +188,13 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
         known = ", ".join(sorted(config.environments)) or "none"
         raise ConfigError(f"{source}: environment {environment!r} is not defined (known: {known})")
     where = "monitoring"
+    # Scalars first, in the order of the table: the first error a reader sees is the first line.
+    title = _string(source, raw, where, "title", None)
+    alert_prefix = _string(source, raw, where, "alert_prefix", _ALERT_PREFIX)
+    uid_prefix = _string(source, raw, where, "uid_prefix", _UID)
+    job = _string(source, raw, where, "job", None)
+    runbook = _string(source, raw, where, "runbook", None)
+    metrics = _metrics(source, raw.get("metrics"))
     envs = raw.get("environments", {})
     if not isinstance(envs, dict):
         raise _fail(source, "monitoring.environments", envs, "a table of environment tables")
@@ -210,14 +217,14 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
                     f"one of the phases ({', '.join(phases)})")
     return MonitoringSettings(
         source=source,
-        title=_string(source, raw, where, "title", None),
-        alert_prefix=_string(source, raw, where, "alert_prefix", _ALERT_PREFIX),
-        uid_prefix=_string(source, raw, where, "uid_prefix", _UID),
-        job=_string(source, raw, where, "job", None),
-        runbook=_string(source, raw, where, "runbook", None),
+        title=title,
+        alert_prefix=alert_prefix,
+        uid_prefix=uid_prefix,
+        job=job,
+        runbook=runbook,
         baseline_phase=baseline,
         abort_for_s=abort_for_s,
-        metrics=_metrics(source, raw.get("metrics")),
+        metrics=metrics,
         slo=_slo(source, config.slo),
         environment=environment,
         phases=phases,
