@@ -70,6 +70,13 @@ class HtmlReport:
             return None  # matplotlib missing: the extras say "no series recorded"
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        rollout = self.config.stash.get(session_key, None)
+        asked = rollout.phases_asked() if rollout is not None else []
+        if asked:  # the decision is not known yet (sessionstart); the phase is
+            report.title = self.redact(f"Rollout {'+'.join(asked)}: gate report")
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         cells.extend(render.header_cells())
 

@@ -48,6 +48,8 @@ footer { order: 2; }
   word-break: break-all; }
 .rollout-context ul { margin: 0; padding-left: 18px; }
 #results-table td[class*="col-rollout"] { color: #111; }
+#results-table td.col-rolloutMetric { overflow-wrap: anywhere; min-width: 120px; }
+#results-table td.col-testId { overflow-wrap: anywhere; }
 td.rollout-outcome { font-weight: bold; white-space: nowrap; }
 td.rollout-pass { color: #1a7f37; }
 td.rollout-fail { color: #fff; background: #c62828; }

@@ -83,13 +83,17 @@ def statistics_in_words(record: Mapping[str, Any], outcome: str, reason: str) ->
             text += f" against a threshold of {fmt(threshold, unit, signed=signed)}"
         if interval_text(record) != NONE:
             text += f", interval {interval_text(record)}"
-        if p_value_text(record) != NONE:
-            text += f", p = {p_value_text(record)}"
+        p_text = p_value_text(record)
+        if p_text != NONE:
+            text += f", p {p_text}" if p_text.startswith("<") else f", p = {p_text}"
         sentences.append(text + ".")
     elif record.get("metric"):
         sentences.append(f"No value was observed for {metric}.")
     if n_text(record) != NONE:
         sentences.append(f"Samples: {n_text(record)}.")
+    if explanation and str(explanation) in reason:
+        # The A/B code's reasons repeat the explanation; keep only what they add (the advice).
+        reason = reason.split(str(explanation), 1)[1].lstrip(" :;.")
     verdicts = {"pass": "The gate passed", "fail": "The gate failed",
                 "inconclusive": "The gate could not decide (inconclusive, blocks GO)",
                 "error": "The gate errored (blocks GO)"}

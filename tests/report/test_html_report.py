@@ -70,6 +70,7 @@ def test_report_shows_decision_gates_and_evidence(
     record = json.loads((out / "decision.json").read_text())
     report = read_report(out / "report.html")
 
+    assert report.page.find("h1", id="title").text() == f"Rollout {phase}: gate report"
     # banner: phase, decision in colour, reason, context
     banner = report.banner
     assert f"rollout-{decision}" in banner.classes
