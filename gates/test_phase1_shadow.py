@@ -87,9 +87,10 @@ def test_abort_when_episode_count_drops(prom, phase, gate):
     w = _window(phase)
     now = prom.value("sum(engram_episodes)")
     peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:5s])")
-    gate.observe(metric="episodes lost (peak minus now)", observed=max(peak - now, 0.0),
-                 threshold=0, unit="episodes")
-    assert now >= peak, (f"episodes fell from {peak:.0f} to {now:.0f}: RPO breached, roll back "
+    lost = max(peak - now, 0.0)
+    gate.observe(metric="episodes lost (peak minus now)", observed=lost,
+                 threshold=phase.threshold("episodes_lost_max"), unit="episodes")
+    assert lost <= phase.threshold("episodes_lost_max"), (f"episodes fell from {peak:.0f} to {now:.0f}: RPO breached, roll back "
                          "and restore from backup (rollback.md)")
 
 
