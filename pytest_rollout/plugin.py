@@ -245,7 +245,8 @@ def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[st
         return "fail", _first_line(str(excinfo.value)) or "assertion failed"
     if excinfo is not None:
         text = _first_line(str(excinfo.value))
-        where = "setting up" if report.when == "setup" else report.when
+        where = {"setup": "setting up", "call": "running", "teardown": "tearing down"}.get(
+            report.when, report.when)
         return "error", f"error while {where} the gate: {type(excinfo.value).__name__}: {text}"
     return "error", f"{report.when} failed"
 
