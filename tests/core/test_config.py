@@ -75,7 +75,7 @@ def test_phase_marker_with_arguments_is_a_usage_error(pytester: pytest.Pytester,
         def test_gate():
             pass
     """)
-    result = run_gates(pytester, "--strict-markers", subprocess=True)
+    result = run_gates(pytester, "--strict-markers")
     assert result.ret == 4, output(result)
     assert "test_gates.py::test_gate: @pytest.mark.phase2 takes no arguments" in \
         result.stderr.str()
@@ -229,7 +229,7 @@ def test_unknown_environment_from_env_var(pytester: pytest.Pytester,
     pytester.makefile(".toml", rollout="[environments.staging]\n[environments.production]\n")
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     monkeypatch.setenv("ROLLOUT_ENV", "prodution")
-    result = run_gates(pytester, subprocess=True)
+    result = run_gates(pytester)
     assert result.ret == 4
     assert "'prodution'" in result.stderr.str()
     assert "known: production, staging" in result.stderr.str()
@@ -242,7 +242,7 @@ def test_pyproject_error_names_the_table(pytester: pytest.Pytester) -> None:
         min_samples = -5
     """)
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
-    result = run_gates(pytester, subprocess=True)
+    result = run_gates(pytester)
     assert result.ret == 4
     message = result.stderr.str()
     assert "pyproject.toml [tool.pytest_rollout]" in message
