@@ -46,28 +46,30 @@ class HtmlReport:
             if result is not None:
                 from pytest_html import extras
 
-                details = self.renderer.gate_extra(result, self._plot(result))
+                png, note = self._plot(result)
+                details = self.renderer.gate_extra(result, png, note)
                 # pytest-html's own attribute; TestReport does not declare it.
                 report.extras = [  # type: ignore[attr-defined]
                     *getattr(report, "extras", []), extras.html(details)]
         return (yield)
 
-    def _plot(self, result: dict[str, Any]) -> str | None:
+    def _plot(self, result: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(base64 PNG, None) or (None, why there is no plot)."""
         record = result.get("record") or {}
         series = record.get("series") or {}
         if not series:
-            return None
+            return None, None
+        from pytest_rollout.report import plots
+
         try:
-            from pytest_rollout.report import plots
-        except ImportError:  # pragma: no cover - plots itself imports nothing optional
-            return None
-        try:
-            return plots.render_png(
+            png = plots.render_png(
                 series, metric=str(record.get("metric") or result["nodeid"]),
                 unit=str(record.get("unit") or ""), threshold=record.get("threshold"),
                 threshold_on=plots.threshold_target(series, record.get("extra") or {}))
         except ImportError:
-            return None  # matplotlib missing: the extras say "no series recorded"
+            return None, "plot unavailable: matplotlib is not installed " \
+                "(pip install 'pytest-rollout[report]')"
+        return png, None if png else "the recorded series hold no finite points"
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:

@@ -133,7 +133,8 @@ class Renderer:
         return [cell.replace("\n", " ") for cell in cells]
 
 
-    def gate_extra(self, result: Mapping[str, Any], plot_png: str | None) -> str:
+    def gate_extra(self, result: Mapping[str, Any], plot_png: str | None,
+                   plot_note: str | None = None) -> str:
         """The per-gate details: statistics in words, the plot, the queries as sent."""
         record: Mapping[str, Any] = result.get("record") or {}
         metric = record.get("metric") or result.get("nodeid") or "gate"
@@ -145,13 +146,15 @@ class Renderer:
             alt = f"{metric}: control and treatment over the evaluation window, threshold dashed"
             parts.append(f'<img class="rollout-plot" alt="{self.esc(alt)}" '
                          f'src="data:image/png;base64,{plot_png}">')
+        elif plot_note:
+            note = self.esc(plot_note)
+            parts.append(f'<p class="rollout-no-series"><em>no plot</em>: {note}</p>')
         else:
             parts.append('<p class="rollout-no-series"><em>no series recorded</em> for a plot '
                          '(the gate did not fill <code>gate.series</code>)</p>')
         parts.append(self._queries(record.get("queries") or []))
         parts.append("</div>")
         return "".join(parts)
-
 
     def _queries(self, queries: Sequence[Any]) -> str:
         if not queries:
