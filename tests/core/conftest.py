@@ -198,3 +198,17 @@ E2E_TOML = """
     timeout = "5s"
     retries = 0
 """
+
+
+@pytest.fixture(scope="session")
+def refused_url() -> Iterator[str]:
+    """A loopback URL that refuses connections: the port is held (bound, never listening), so no
+    other process on this shared machine can start a server there while the tests run."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()

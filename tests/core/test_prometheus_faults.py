@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from pytest_rollout.promserver import free_port
 from tests.core.conftest import BAD_QUERY_ERROR, FakePrometheus
 from tests.core.helpers import gate_by_name, output, read_record, run_gates
 
@@ -33,10 +32,8 @@ FAULT_GATES = """
 """
 
 
-def fault_url(fake_prom: FakePrometheus, fault: str) -> str:
-    if fault == "refused":
-        return f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    return fake_prom.at(fault)
+def fault_url(fake_prom: FakePrometheus, refused_url: str, fault: str) -> str:
+    return refused_url if fault == "refused" else fake_prom.at(fault)
 
 
 FAULTS = [
@@ -51,12 +48,13 @@ FAULTS = [
 
 @pytest.mark.parametrize(("fault", "fragments"), FAULTS, ids=[f for f, _ in FAULTS])
 def test_backend_fault_is_hold_naming_gate_and_fault(
-    pytester: pytest.Pytester, fake_prom: FakePrometheus, fault: str, fragments: list[str]
+    pytester: pytest.Pytester, fake_prom: FakePrometheus, refused_url: str, fault: str,
+    fragments: list[str],
 ) -> None:
     pytester.makefile(".toml", rollout=FAULT_TOML)
     pytester.makepyfile(test_gates=FAULT_GATES)
     record_path = pytester.path / "decision.json"
-    url = fault_url(fake_prom, fault)
+    url = fault_url(fake_prom, refused_url, fault)
     started = time.monotonic()
     result = run_gates(pytester, "--rollout-prometheus-url", url,
                        "--rollout-decision-json", str(record_path))

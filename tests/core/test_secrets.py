@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from pytest_rollout.promserver import free_port
 from tests.core.conftest import FakePrometheus
 from tests.core.helpers import output, read_record, run_gates
 
@@ -79,9 +78,10 @@ def test_basic_auth_in_url_is_sent_but_redacted(pytester: pytest.Pytester,
 
 
 def test_credentials_redacted_in_connection_errors(pytester: pytest.Pytester,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   refused_url: str) -> None:
     password = f"pw-{uuid.uuid4().hex}"
-    port = free_port()
+    port = int(refused_url.rsplit(":", 1)[1])
     monkeypatch.setenv("ROLLOUT_PROMETHEUS_URL",
                        f"http://alice:{password}@127.0.0.1:{port}/prom?api_key={password}")
     pytester.makepyfile(test_gates=SECRET_GATES)
