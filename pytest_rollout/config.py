@@ -323,7 +323,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 for phase_key in override_table.table:
                     o = override_table.sub(phase_key)
                     assert o is not None
-                    present = {k for k in o.table if k in _PHASE_OVERRIDABLE}
+                    present = [k for k in o.table if k in _PHASE_OVERRIDABLE]  # keep file order
                     parsed = _phase_fields(o, phases.get(phase_key))
                     o.finish()
                     names = {"window": "window_s", "duration": "duration_s"}

@@ -24,6 +24,7 @@ from pytest_rollout.decision import Decision, GateResult, build_record, decide
 from pytest_rollout.durations import parse_duration
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.outcomes import Inconclusive
+from pytest_rollout.report import register as register_report
 
 if TYPE_CHECKING:
     from pytest_rollout.flags.base import FlagController
@@ -47,6 +48,7 @@ USER_PROPERTY = "rollout_gate"  # key of the user_properties entry carrying a ga
 
 context_key = pytest.StashKey[RolloutContext]()
 gate_key = pytest.StashKey[GateRecord]()
+outcome_key = pytest.StashKey[tuple[str, str]]()
 session_key = pytest.StashKey["RolloutSession"]()
 
 
@@ -162,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=run_id,
     )
     config.stash[context_key] = context
+    register_report(config)  # HTML banner/columns/extras, JUnit properties; no-op on workers
     if workerinput is None:
         session = RolloutSession(config, context)
         config.stash[session_key] = session
@@ -267,8 +270,14 @@ def pytest_runtest_makereport(
     outcome, reason = _outcome(report, call)
     if outcome == "inconclusive" and not report.skipped:
         report.longrepr = f"INCONCLUSIVE: {reason}"
-    payload = {"when": report.when, "kind": gate.kind, "phase": gate.phase, "outcome": outcome,
-               "reason": reason, "record": gate.to_dict()}
+    # The gate's outcome so far (setup, call, teardown merged), so that every report -- and
+    # so the controller, the HTML report and JUnit -- carries the same final answer.
+    merged = item.stash.get(outcome_key, None)
+    if merged is None or _merge_wins(merged[0], report.when, outcome):
+        merged = (outcome, reason)
+        item.stash[outcome_key] = merged
+    payload = {"when": report.when, "kind": gate.kind, "phase": gate.phase,
+               "outcome": merged[0], "reason": merged[1], "record": gate.to_dict()}
     # user_properties survive xdist serialisation; the controller reads them back.
     report.user_properties.append((USER_PROPERTY, json.dumps(payload)))
     return report
@@ -417,13 +426,8 @@ class RolloutSession:
             return
         if payload["phase"] or payload["kind"] == "abort":
             self.marked = True
-        current = self.results.get(report.nodeid)
-        if current is None or _merge_wins(current, payload):
-            keep_record = payload["record"] if payload["record"].get("queries") or \
-                payload["record"].get("metric") or current is None else current["record"]
-            self.results[report.nodeid] = {**payload, "record": keep_record}
-        elif payload["record"].get("metric") or payload["record"].get("queries"):
-            current["record"] = payload["record"]  # later phases carry the fuller record
+        # Each report carries the merged outcome; the latest carries the fullest record.
+        self.results[report.nodeid] = payload
 
     def gate_results(self) -> list[GateResult]:
         # Sorted: xdist delivers reports in any order; the record must not depend on it.
@@ -525,17 +529,16 @@ class RolloutSession:
             reporter.write_line(self.headline(), bold=True, **self._colour())
 
 
-def _merge_wins(current: dict[str, Any], new: dict[str, Any]) -> bool:
+def _merge_wins(current: str, when: str, new: str) -> bool:
     """Does a later report (call/teardown) change the gate's outcome?
 
     Setup problems stand; a call outcome replaces a passed setup; a teardown error only
     replaces a pass (a failed abort trigger must stay a failure).
     """
-    was_pass: bool = current["outcome"] == "pass"
-    if new["when"] == "call":
-        return was_pass
-    if new["when"] == "teardown":
-        return was_pass and new["outcome"] != "pass"
+    if when == "call":
+        return current == "pass"
+    if when == "teardown":
+        return current == "pass" and new != "pass"
     return False
 
 

@@ -27,9 +27,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def run_scenario(name: str) -> Path:
-    # -p ...standalone registers the report plugins even where plugin.py does not (idempotent).
-    command = [sys.executable, str(ROOT / "examples" / "run_scenario.py"), name,
-               "-p", "pytest_rollout.report.standalone"]
+    command = [sys.executable, str(ROOT / "examples" / "run_scenario.py"), name]
     status = subprocess.call(command, cwd=ROOT)
     if status != SCENARIOS[name]:
         print(f"warning: scenario {name} exited {status}, expected {SCENARIOS[name]}",

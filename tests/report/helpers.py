@@ -10,16 +10,6 @@ from typing import Any
 
 import pytest
 
-# Until plugin.pytest_configure calls pytest_rollout.report.register itself, each gate project
-# registers the report plugins here; register() is idempotent, so this stays harmless afterwards.
-SHIM_CONFTEST = """
-import pytest_rollout.report
-
-
-def pytest_configure(config):
-    pytest_rollout.report.register(config)
-"""
-
 AT = "2026-11-25T14:00:00Z"
 T0 = 1_795_615_200 - 3600  # one hour before AT, in unix seconds
 
@@ -97,7 +87,6 @@ SCENARIOS = {"phase1": ("GO", 0), "phase2": ("HOLD", 1), "phase3": ("ABORT", 10)
 
 
 def make_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(SHIM_CONFTEST)
     pytester.makepyfile(test_gates=GATES)
 
 

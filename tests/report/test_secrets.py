@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import AT, SHIM_CONFTEST
+from .helpers import AT
 
 SECRETS = {
     "ROLLOUT_PROMETHEUS_TOKEN": "env-bearer-token-7Hq2",
@@ -41,7 +41,6 @@ def test_no_credential_appears_anywhere(pytester: pytest.Pytester,
     monkeypatch.setenv("ROLLOUT_PROMETHEUS_USER", "alice")
     # pytest-metadata copies Jenkins' BUILD_URL into the report's Environment table.
     monkeypatch.setenv("BUILD_URL", f"https://ci.example/job/7/?token={URL_QUERY_TOKEN}")
-    pytester.makeconftest(SHIM_CONFTEST)
     pytester.makepyfile(test_gates=GATES)
     out = pytester.path / "out"
     # Port 9 (discard) on loopback: connection refused at once, so the gate is inconclusive.
