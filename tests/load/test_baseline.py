@@ -31,9 +31,9 @@ from tests.prom_harness import start_scraping
 
 from .conftest import TOY_LOCUSTFILE, TargetFactory
 
-LOAD_S = 20.0
+LOAD_S = 18.0
 WARMUP_S = 4.0
-WINDOW_S = 14.0
+WINDOW_S = 12.0
 
 
 @pytest.fixture(scope="module")

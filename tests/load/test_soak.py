@@ -1,6 +1,6 @@
 """Real soaks: Locust in subprocesses against toy targets started here, judged like a gate.
 
-Runs are short (about 14 s with 1 s sampling), so the leak limit used here is sized to what such a
+Runs are short (about 12 s with 1 s sampling), so the leak limit used here is sized to what such a
 run can resolve; the 1 %/h production limit is shown to come out *inconclusive* on a short run.
 """
 
@@ -23,14 +23,14 @@ from pytest_rollout.outcomes import Inconclusive
 
 from .conftest import TOY_LOCUSTFILE, TargetFactory
 
-# A 14 s run resolves a few %/h on a ~27 MB process; the leaking target grows by ~1000 %/h.
+# A 12 s run resolves a few %/h on a ~27 MB process; the leaking target grows by ~1000 %/h.
 SHORT_RUN_LIMIT_PCT_H = 25.0
 LEAK_BYTES_PER_REQUEST = 256
 
 
 def _config(url: str, **overrides: object) -> SoakConfig:
     base: dict[str, object] = dict(
-        target=url, locustfile=TOY_LOCUSTFILE, users=5, spawn_rate=50.0, duration_s=14.0,
+        target=url, locustfile=TOY_LOCUSTFILE, users=5, spawn_rate=50.0, duration_s=12.0,
         warmup_s=4.0, interval_s=1.0, sample_interval_s=1.0, progress_every_s=5.0,
     )  # fmt: skip
     base.update(overrides)
