@@ -16,11 +16,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +28,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+# The flag file is written by the plugin's own writer: one implementation of the format.
+from pytest_rollout.flags.base import (
+    FlagBackendError,
+    FlagError,
+    FlagFormatError,
+    FlagState,
+    FlagValueError,
+)
+from pytest_rollout.flags.flagd_file import apply_changes, read_flags
 from staging import validation
 from staging.chaos import Chaos, ChaosError, ChaosSpec
 from staging.embeddings import embed
@@ -172,15 +180,7 @@ async def recall(request: Request) -> Response:
     snap = memory.snapshot if memory is not None else None
     outcome = "ok"
     fallback = False
-    if snap is None:
-        ranked = Ranked(
-            rows=np.zeros(0, dtype=np.int64),
-            scores=np.zeros(0, dtype=np.float32),
-            provenance=(),
-            concept_positions=np.zeros(0, dtype=np.int32),
-        )
-    else:
-        ranked = episodic(snap, query, ask.k)
+    ranked = Ranked.empty() if snap is None else episodic(snap, query, ask.k)
     if flags.blended:
         chaos = service.chaos.current()
         if chaos is not None and service.chaos.should_fail(chaos):
@@ -256,27 +256,21 @@ async def integrity(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(_integrity, _service(request)))
 
 
-def _features_json(states: dict[str, object]) -> dict[str, object]:
-    return {"flags": {name: state.to_json() for name, state in sorted(states.items())}}  # type: ignore[attr-defined]
+def _features_json(states: Mapping[str, FlagState]) -> dict[str, object]:
+    return {"flags": {name: state.to_json() for name, state in sorted(states.items())}}
 
 
 @admin
 async def get_features(request: Request) -> Response:
-    from pytest_rollout.flags.base import FlagError
-    from pytest_rollout.flags.flagd_file import read_flags
-
     try:
         states = await run_in_threadpool(read_flags, _service(request).config.flags_path)
     except FlagError as exc:
         return _error(503, f"flag file unreadable: {exc}")
-    return JSONResponse(_features_json(dict(states)))
+    return JSONResponse(_features_json(states))
 
 
 @admin
 async def put_features(request: Request) -> Response:
-    from pytest_rollout.flags.base import FlagBackendError, FlagFormatError, FlagValueError
-    from pytest_rollout.flags.flagd_file import apply_changes
-
     body = await validation.json_object(request)
     unknown = set(body) - {"flags", "reason", "actor"}
     if unknown:
@@ -300,7 +294,7 @@ async def put_features(request: Request) -> Response:
         changes,
         body.get("reason", ""),
     )
-    return JSONResponse(_features_json(dict(states)))
+    return JSONResponse(_features_json(states))
 
 
 @admin

@@ -20,6 +20,14 @@ from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent
 
+from pytest_rollout.flags.base import FlagError
+from pytest_rollout.flags.flagd_file import (
+    SCHEMA_URL,
+    cohort_definition,
+    read_flags,
+    write_document_atomically,
+)
+
 FlagKind = Literal["boolean", "cohort", "number"]
 DUAL_MEMORY = "dual_memory_types"
 CONCEPT_FORMATION = "concept_formation"
@@ -44,12 +52,6 @@ POLL_MS = 500
 
 def write_initial_flag_file(path: Path, values: dict[str, bool | float] | None = None) -> None:
     """Create the staging flag file (flagd JSON) with the shared writer's atomic write."""
-    from pytest_rollout.flags.flagd_file import (
-        SCHEMA_URL,
-        cohort_definition,
-        write_document_atomically,
-    )
-
     chosen = {**INITIAL_VALUES, **(values or {})}
     flags: dict[str, object] = {}
     for name, kind in FLAG_KINDS.items():
@@ -130,9 +132,6 @@ class FlagReader:
     def _refresh_percent(self) -> None:
         """The cohort's percent, which no single evaluation shows: parsed from the file by the
         module that writes it. A broken file keeps the last good value, as the provider does."""
-        from pytest_rollout.flags.base import FlagError
-        from pytest_rollout.flags.flagd_file import read_flags
-
         with contextlib.suppress(FlagError, KeyError):
             self._percent = float(read_flags(self.path)[BLENDED_RECALL].value)
 

@@ -31,6 +31,15 @@ class Ranked:
     provenance: tuple[Provenance, ...]
     concept_positions: npt.NDArray[np.int32]  # -1 where the episode is bound to no concept
 
+    @staticmethod
+    def empty() -> Ranked:
+        return Ranked(
+            rows=np.zeros(0, dtype=np.int64),
+            scores=np.zeros(0, dtype=np.float32),
+            provenance=(),
+            concept_positions=np.zeros(0, dtype=np.int32),
+        )
+
 
 @dataclass(frozen=True)
 class SemanticCandidates:
@@ -54,12 +63,7 @@ def _bound_concepts(snap: Snapshot, rows: npt.NDArray[np.int64]) -> npt.NDArray[
 def episodic(snap: Snapshot, query: npt.NDArray[np.float32], k: int) -> Ranked:
     """The k episodes most cosine-similar to the query."""
     if snap.n == 0:
-        return Ranked(
-            rows=np.zeros(0, dtype=np.int64),
-            scores=np.zeros(0, dtype=np.float32),
-            provenance=(),
-            concept_positions=np.zeros(0, dtype=np.int32),
-        )
+        return Ranked.empty()
     sims = snap.vectors @ query
     rows = _top(sims, k)
     provenance: tuple[Provenance, ...] = tuple("episode" for _ in range(len(rows)))
