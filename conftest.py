@@ -4,3 +4,20 @@ Being a rootdir conftest, this file puts the repository root on ``sys.path`` so 
 ``staging`` and ``examples`` as packages. The plugin under test is loaded through its installed
 entry point (``pytest11: rollout``), exactly as users get it.
 """
+
+from __future__ import annotations
+
+import pytest
+
+# pytest-benchmark comes preinstalled on these machines and turns an xdist run's configure into
+# an error under filterwarnings=error; the pytest runs our tests start should see only ours.
+NO_BENCHMARK = "-p no:benchmark"
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_without_benchmark(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
+        monkeypatch.setenv("PYTEST_ADDOPTS", NO_BENCHMARK)

@@ -9,10 +9,6 @@ import pytest
 from pytest_rollout.plugin import gate_payload, session_key
 
 
-def _has_numbers(record: dict[str, Any]) -> bool:
-    return bool(record.get("metric") or record.get("queries"))
-
-
 def settled(config: pytest.Config, nodeid: str) -> dict[str, Any] | None:
     """The merged result once the controller's RolloutSession has seen every phase."""
     session = config.stash.get(session_key, None)
@@ -25,18 +21,8 @@ def settled(config: pytest.Config, nodeid: str) -> dict[str, Any] | None:
 def at_teardown(config: pytest.Config, report: pytest.TestReport) -> dict[str, Any] | None:
     """The final result while the teardown report is still on its way to RolloutSession.
 
-    Same rule as the plugin's merge: setup/call outcomes stand; a teardown problem only replaces
-    a pass. The teardown payload carries the fullest record (the gate is done recording).
+    Every report's payload carries the gate's merged outcome (plugin.pytest_runtest_makereport),
+    and the teardown payload the fullest record: read it as it is.
     """
     payload = gate_payload(report)
-    if payload is None:
-        return None
-    current = settled(config, report.nodeid)
-    if current is None:
-        return {**payload, "nodeid": report.nodeid}
-    merged = dict(current)
-    if current["outcome"] == "pass" and payload["outcome"] != "pass":
-        merged.update(outcome=payload["outcome"], reason=payload["reason"])
-    if _has_numbers(payload["record"]) or not _has_numbers(current["record"]):
-        merged["record"] = payload["record"]
-    return merged
+    return None if payload is None else {**payload, "nodeid": report.nodeid}
