@@ -73,3 +73,32 @@ def engram(rollout: Any) -> Iterator[Engram]:
     client = Engram(url, token)
     yield client
     client._session.close()
+
+
+@pytest.fixture(scope="session")
+def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The phase 0 soak, run once for the soak gates.
+
+    ROLLOUT_SOAK_RESULT names the results JSON of a soak already run (``rollout soak ... --out``,
+    the 24-hour soak of the runbook); otherwise a soak of the phase's ``duration`` runs now
+    against ENGRAM_URL with staging/locustfile.py, sampling RSS/CPU through Prometheus.
+    """
+    from pathlib import Path
+
+    from pytest_rollout.load.runner import SoakConfig, SoakResult, SoakRunner
+
+    saved = os.environ.get("ROLLOUT_SOAK_RESULT")
+    if saved:
+        return SoakResult.load(Path(saved))
+    url = os.environ.get("ENGRAM_URL") or rollout.env.service_url
+    if not url:
+        raise LookupError("no soak target: set ENGRAM_URL, or ROLLOUT_SOAK_RESULT to a saved soak")
+    phase = rollout.phase("phase0")
+    duration = phase.config.duration_s or 3600.0
+    config = SoakConfig(
+        target=url, locustfile=Path(__file__).resolve().parent.parent / "staging" / "locustfile.py",
+        users=10, spawn_rate=10, duration_s=duration, warmup_s=min(duration * 0.1, 600.0),
+        sample_interval_s=1.0, progress_every_s=60.0,
+        prometheus_url=rollout.prometheus_url, prometheus_selector='{job="engram"}',
+    )
+    return SoakRunner(tmp_path_factory.mktemp("soak")).run(config)

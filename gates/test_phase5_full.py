@@ -62,8 +62,8 @@ def test_no_episodes_lost_over_the_hold(prom, phase, gate):
 
 
 def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):
-    baseline.compare(quantiles=(0.99,),
-                     max_regression_pct=phase.threshold("p99_regression_vs_baseline_pct_max"))
+    baseline.check(metrics=("p99 latency",), window_s=phase.window_s,
+                   margin=phase.threshold("p99_regression_vs_baseline_pct_max") / 100)
 
 
 def test_post_rollout_summary_written(prom, phase, rollout, gate, pytestconfig):

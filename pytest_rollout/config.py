@@ -72,6 +72,7 @@ class EnvironmentConfig:
     audit_log: str | None = None
     webhook: str | None = None
     service_url: str | None = None
+    baseline: str | None = None  # saved baseline (rollout baseline save) the gates compare with
     phase_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -344,6 +345,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 audit_log=r.string("audit_log"),
                 webhook=r.string("webhook"),
                 service_url=r.string("service_url"),
+                baseline=r.string("baseline"),
                 phase_overrides=overrides,
             )
             r.finish()

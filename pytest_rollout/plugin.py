@@ -43,6 +43,7 @@ OPT_ON_ABORT = "--rollout-on-abort"
 ENV_ENV = "ROLLOUT_ENV"
 ENV_PROMETHEUS_URL = "ROLLOUT_PROMETHEUS_URL"
 ENV_FLAGS = "ROLLOUT_FLAGS"
+ENV_BASELINE = "ROLLOUT_BASELINE"
 
 USER_PROPERTY = "rollout_gate"  # key of the user_properties entry carrying a gate's result
 
@@ -341,6 +342,26 @@ def prom(rollout: RolloutContext, gate: GateRecord) -> PromQuery:
 def flags(rollout: RolloutContext) -> FlagController:
     """The flag backend of this environment (read flags, snapshot; changes are audited)."""
     return rollout.flag_controller()
+
+
+@pytest.fixture
+def soak(tmp_path: Path) -> Any:
+    """Runs Locust soaks in a subprocess: ``soak.run(SoakConfig(...))`` -> SoakResult."""
+    from pytest_rollout.load.runner import SoakRunner
+
+    return SoakRunner(tmp_path / "soak")
+
+
+@pytest.fixture
+def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> Any:
+    """Compares the gate's window with a saved baseline (``rollout baseline save``).
+
+    The file: ROLLOUT_BASELINE, else ``baseline`` of the environment in rollout.toml.
+    """
+    from pytest_rollout.load.baseline import BaselineComparator
+
+    path = os.environ.get(ENV_BASELINE) or rollout.env.baseline
+    return BaselineComparator(prom, gate=gate, default_path=Path(path) if path else None)
 
 
 @pytest.fixture

@@ -44,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--episodes", type=int, required=True)
     seed.add_argument("--spaces", type=int, default=50)
     seed.add_argument("--prefix", default="space")
+    seed.add_argument("--skew", type=float, default=1.1,
+                      help="Zipf exponent of episodes per space (0 = uniform; default 1.1)")
     seed.add_argument("--url", help="service URL (default: from the state file)")
 
     traffic = sub.add_parser("traffic", help="bounded recall/remember traffic (threads)")
     traffic.add_argument("--duration", default="30s", help="e.g. 30s, 2m")
     traffic.add_argument("--rps", type=float, default=50.0)
     traffic.add_argument("--spaces", type=int, default=200)
+    traffic.add_argument("--skew", type=float, default=1.1,
+                         help="Zipf exponent of space activity (0 = uniform; default 1.1)")
     traffic.add_argument("--write-ratio", type=float, default=0.07)
     traffic.add_argument("--threads", type=int, default=8)
     traffic.add_argument("--prefix", default="space")
@@ -96,7 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         from staging.seed import seed
 
         result = seed(
-            _engram_url(args), episodes=args.episodes, spaces=args.spaces, prefix=args.prefix
+            _engram_url(args), episodes=args.episodes, spaces=args.spaces, prefix=args.prefix,
+            skew=args.skew,
         )
         print(json.dumps({"episodes": result.episodes, "spaces": len(result.per_space)}))
         return 0
@@ -111,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             write_ratio=args.write_ratio,
             threads=args.threads,
             prefix=args.prefix,
+            skew=args.skew,
         )
         print(json.dumps(summary.to_json()))
         # Failures may be a chaos drill doing its job; only "nothing got through" is an error.

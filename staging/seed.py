@@ -26,6 +26,7 @@ def seed(
     episodes: int,
     spaces: int,
     prefix: str = "space",
+    skew: float = 1.1,
     rng_seed: int = 0,
     timeout_s: float = 30.0,
 ) -> SeedSummary:
@@ -34,7 +35,7 @@ def seed(
         raise ValueError("need episodes >= 0 and spaces >= 1")
     rng = random.Random(rng_seed)
     names = space_names(spaces, prefix)
-    counts = Counter(rng.choices(names, weights=zipf_weights(spaces), k=episodes))
+    counts = Counter(rng.choices(names, weights=zipf_weights(spaces, skew), k=episodes))
     with requests.Session() as http:
         for name, count in sorted(counts.items()):
             for start in range(0, count, BATCH):

@@ -74,6 +74,7 @@ def drive(
     write_ratio: float = 0.07,
     prefix: str = "space",
     threads: int = 8,
+    skew: float = 1.1,
     rng_seed: int = 0,
     timeout_s: float = 5.0,
 ) -> TrafficSummary:
@@ -85,7 +86,7 @@ def drive(
     if duration_s <= 0 or rps <= 0 or not 0 <= write_ratio <= 1 or spaces < 1:
         raise ValueError("need duration > 0, rps > 0, 0 <= write_ratio <= 1, spaces >= 1")
     names = space_names(spaces, prefix)
-    cumulative = list(accumulate(zipf_weights(spaces)))
+    cumulative = list(accumulate(zipf_weights(spaces, skew)))
     summary = TrafficSummary()
     lock = threading.Lock()
     threads = max(1, min(threads, int(rps) or 1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,11 +447,21 @@ class BaselineComparator:
         spec = current_spec(base.spec, window_s, selector, latency_selector)
         return compare(base, capture(self.prom, spec), margin=margin)
 
-    def check(self, path: Path | str | None = None, **kwargs: Any) -> Comparison:
+    def check(
+        self, path: Path | str | None = None, *, metrics: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> Comparison:
         """Compare and end the gate: AssertionError when a row fails, inconclusive when a row
-        cannot be decided; the worst row's numbers and the whole table go into the record."""
+        cannot be decided; the worst row's numbers and the whole table go into the record.
+
+        ``metrics`` limits the criteria to some rows ("p50 latency", "p99 latency", "RSS",
+        "CPU"), so that one gate can hold each resource to its own margin."""
         result = self.compare(path, **kwargs)
-        criteria = [r for r in result.rows if r.limit_pct is not None]
+        criteria = [r for r in result.rows if r.limit_pct is not None
+                    and (metrics is None or r.metric in metrics)]
+        if not criteria:
+            known = ", ".join(r.metric for r in result.rows if r.limit_pct is not None)
+            raise ValueError(f"no baseline rows named {sorted(metrics or [])}; known: {known}")
         order = {"fail": 0, "inconclusive": 1, "pass": 2}
         worst = min(criteria, key=lambda r: (order[r.outcome], -r.ci_pct[1]))
         if self.gate is not None:
