@@ -29,18 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout",
         description="Operate a progressive rollout: flags, soak runs, baselines, monitoring "
-        "rendering, decision-record verification. Gates themselves run with `pytest gates -m PHASE`.",
+        "rendering, decision-record verification. "
+        "Gates themselves run with `pytest gates -m PHASE`.",
     )
     parser.add_argument("--version", action="version", version=f"pytest-rollout {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # feature not built in this version
-        module.add_parser(sub)
+    for module_name in SUBCOMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

@@ -21,8 +21,10 @@ from collections.abc import Mapping
 from pytest_rollout.config import RolloutConfig
 from pytest_rollout.durations import format_duration
 
-_BLOCK = re.compile(r"(<!-- rollout-table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /rollout-table -->)",
-                    re.DOTALL)
+_BLOCK = re.compile(
+    r"(<!-- rollout-table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /rollout-table -->)",
+    re.DOTALL,
+)
 
 
 def _value(value: bool | float) -> str:

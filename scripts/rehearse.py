@@ -65,7 +65,8 @@ class Rehearsal:
                     "ROLLOUT_ENV": ENV, "ROLLOUT_BASELINE": str(self.out / "baseline.json")}
         log(f"engram {self.stack.engram_url}, prometheus {self.stack.prometheus_url}")
         self.run(["-m", "staging", "--workdir", str(self.out / "stack"), "seed",
-                  "--episodes", "3000", "--spaces", str(self.spaces)], "seed episodes")
+                  "--episodes", str(self.spaces * 5), "--spaces", str(self.spaces),
+                  "--skew", str(self.skew)], "seed episodes")
 
     def start_traffic(self, seconds: float) -> None:
         assert self.stack is not None
@@ -107,6 +108,7 @@ class Rehearsal:
         time.sleep(window + extra_s)
 
     def gates(self, phase: str, name: str, expect: str, *extra: str) -> dict[str, Any]:
+        """Run a phase's gates as an operator would and compare the decision with ``expect``."""
         record_path = self.out / f"{name}.json"
         status = self.run(
             ["-m", "pytest", "gates", "-m", phase, "-p", "no:cacheprovider", "-q",
@@ -150,7 +152,9 @@ class Rehearsal:
         self.run(["-m", "pytest_rollout", "baseline", "save", "--out",
                   str(self.out / "baseline.json"), "--window", f"{int(cfg('phase0').window_s)}s"],
                  "save the pre-rollout baseline")
-        self.gates("phase0", "phase0", "GO")
+        # The 24-hour soak is judged from its saved results (ROLLOUT_SOAK_RESULT, runbook
+        # phase 0); a rehearsal cannot prove RSS growth under 1 %/h in seconds, so it skips it.
+        self.gates("phase0", "phase0", "GO", "-k", "not soak")
 
         self.set_phase_flags("phase1")
         self.wait_window("phase1")

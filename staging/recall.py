@@ -102,8 +102,9 @@ def blend(
 ) -> Ranked:
     """Merge episodic hits with concept-expanded candidates.
 
-    score = (1 - w) * similarity(query, episode) + w * similarity(query, episode's concept);
+    rank = (1 - w) * similarity(query, episode) + w * similarity(query, episode's concept);
     an episode bound to no concept has no semantic evidence, so its own similarity stands in.
+    The returned scores are the episodes' own similarities (their confidence).
     """
     w = float(np.clip(semantic_weight, 0.0, 1.0))
     rows = np.union1d(episodic_hits.rows, semantic.rows).astype(np.int64)
@@ -119,9 +120,12 @@ def blend(
     order = _top(scores, k)
     direct = set(episodic_hits.rows.tolist())
     chosen = rows[order]
+    # Concepts decide which episodes come back and in what order; the confidence reported for
+    # each is still how well that episode matches the query, as in episodic recall, so the two
+    # cohorts' confidence is comparable (a centroid's similarity is not an episode's).
     return Ranked(
         rows=chosen,
-        scores=scores[order],
+        scores=own[order].astype(np.float32),
         provenance=tuple("episode" if int(r) in direct else "concept" for r in chosen),
         concept_positions=positions[order],
     )

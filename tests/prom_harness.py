@@ -1,4 +1,4 @@
-"""Test access to a real local Prometheus; the implementation is shared with examples/ and staging."""
+"""Test access to a real local Prometheus (implemented in pytest_rollout.promserver)."""
 
 from pytest_rollout.promserver import (  # noqa: F401  (re-exported for tests)
     PrometheusServer,
