@@ -326,11 +326,16 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                     assert o is not None
                     present = [k for k in o.table if k in _PHASE_OVERRIDABLE]  # keep file order
                     parsed = _phase_fields(o, phases.get(phase_key))
+                    flag_state = _flag_state(o.sub("flags"))
                     o.finish()
                     names = {"window": "window_s", "duration": "duration_s"}
                     overrides[phase_key] = {
                         names.get(k, k): parsed[names.get(k, k)] for k in present
                     }
+                    if flag_state:
+                        # Only the named flags change; the phase's other flags stand.
+                        base_flags = phases[phase_key].flags if phase_key in phases else {}
+                        overrides[phase_key]["flags"] = {**base_flags, **flag_state}
             url = r.string("prometheus_url")
             if url is not None and not url.startswith(("http://", "https://")):
                 r.fail("prometheus_url", url, "an http:// or https:// URL")

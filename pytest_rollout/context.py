@@ -129,7 +129,8 @@ class RolloutContext:
                     "no flag backend: pass --rollout-flags, set ROLLOUT_FLAGS, or set flags in "
                     f"[environments.{self.environment or '<name>'}] of {self.config.source}"
                 )
-            audit = self.env.audit_log
+            # Same precedence as `rollout flags`: the environment variable, then rollout.toml.
+            audit = os.environ.get("ROLLOUT_FLAGS_AUDIT_LOG") or self.env.audit_log
             self._flags = open_controller(
                 self.flags_uri, audit_log=Path(audit) if audit else None,
                 actor=str(self.describe()["operator"]), environment=self.environment,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from pytest_rollout.config import RolloutConfig
 from pytest_rollout.durations import format_duration
@@ -64,14 +65,20 @@ def environments_table(config: RolloutConfig) -> str:
             "|---|---|---|---|---|---|"]
     for name, env in config.environments.items():
         overrides = "; ".join(
-            f"{key}: " + ", ".join(
-                f"{k.removesuffix('_s')} {format_duration(v) if k.endswith('_s') else v}"
-                for k, v in values.items())
+            f"{key}: " + ", ".join(_override(k, v) for k, v in values.items())
             for key, values in env.phase_overrides.items()) or "—"
         rows.append(f"| `{name}` | {env.prometheus_url or 'from ROLLOUT_PROMETHEUS_URL'} | "
                     f"{env.flags or 'from ROLLOUT_FLAGS'} | {format_duration(env.timeout_s)} | "
                     f"{format_duration(env.max_staleness_s)} | {overrides} |")
     return "\n".join(rows) + "\n"
+
+
+def _override(key: str, value: Any) -> str:
+    if key == "flags":
+        return "flags " + _flags(value)
+    if key.endswith("_s"):
+        return f"{key.removesuffix('_s')} {format_duration(value)}"
+    return f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
 
 
 def render(name: str, config: RolloutConfig) -> str:

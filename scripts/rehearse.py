@@ -54,15 +54,19 @@ class Rehearsal:
         self.stack: Stack | None = None
         self.traffic: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
-        # The same audit log the gates' flags fixture writes (relative paths are from the root).
-        self.audit_log = ROOT / (self.config.environments[ENV].audit_log or "flags-audit.jsonl")
+        # One audit log for this rehearsal, shared with the gates it runs (and only this one,
+        # so the rollback it checks for cannot be an older run's).
+        self.audit_log = out / "flags-audit.jsonl"
+        os.environ["ROLLOUT_FLAGS_AUDIT_LOG"] = str(self.audit_log)
 
     # -- the stack and its traffic --------------------------------------------------------
     def up(self) -> None:
         log("starting the staging stack (service, Prometheus, flag file) on 127.0.0.1")
         self.stack = Stack.up(self.out / "stack")
-        self.env = {**os.environ, **self.stack.env(flag_backend="http"),
-                    "ROLLOUT_ENV": ENV, "ROLLOUT_BASELINE": str(self.out / "baseline.json")}
+        # This process changes flags too (HTTP backend, token from the environment).
+        os.environ.update(self.stack.env(flag_backend="http"))
+        self.env = {**os.environ, "ROLLOUT_ENV": ENV,
+                    "ROLLOUT_BASELINE": str(self.out / "baseline.json")}
         log(f"engram {self.stack.engram_url}, prometheus {self.stack.prometheus_url}")
         self.run(["-m", "staging", "--workdir", str(self.out / "stack"), "seed",
                   "--episodes", str(self.spaces * 5), "--spaces", str(self.spaces),

@@ -1,4 +1,5 @@
-"""``python -m staging up|status|down|env|seed|traffic``: operate the local staging stack."""
+"""``python -m staging up|status|down|env|seed|traffic|backup|restore|verify-backup``: operate the
+local staging stack."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start service + Prometheus + flag file, wait for a scrape")
     up.add_argument("--flags", type=Path, help="use this flag file instead of a fresh one")
-    up.add_argument("--formation-interval", type=float, default=2.0, help="seconds")
+    up.add_argument("--formation-interval", type=float, default=10.0,
+                    help="seconds between concept formation cycles (default 10)")
     up.add_argument("--semantic-timeout-ms", type=float, default=200.0)
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a scrape")
 
@@ -58,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--threads", type=int, default=8)
     traffic.add_argument("--prefix", default="space")
     traffic.add_argument("--url", help="service URL (default: from the state file)")
+
+    backup = sub.add_parser("backup", help="online backup of every space's database + manifest")
+    backup.add_argument("--out", type=Path, required=True, help="new (or empty) directory")
+
+    restore = sub.add_parser(
+        "restore", help="put a backup back, restart the service, check integrity"
+    )
+    restore.add_argument("--from", dest="source", type=Path, required=True, help="backup dir")
+    restore.add_argument(
+        "--stop", action="store_true", help="stop the running service first (else refuse)"
+    )
+    restore.add_argument(
+        "--space",
+        dest="spaces",
+        action="append",
+        metavar="NAME",
+        help="restore only this space (repeatable); default: all, dropping newer spaces",
+    )
+
+    verify = sub.add_parser("verify-backup", help="check a backup's files against its manifest")
+    verify.add_argument("--from", dest="source", type=Path, required=True, help="backup dir")
     return parser
 
 
@@ -121,7 +144,66 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json()))
         # Failures may be a chaos drill doing its job; only "nothing got through" is an error.
         return 0 if summary.requests > summary.failures else 1
+    if args.command in ("backup", "restore", "verify-backup"):
+        return _data_command(args)
     raise AssertionError(args.command)  # argparse enforces the choices
+
+
+def _data_command(args: argparse.Namespace) -> int:
+    """Exit 0 done and verified; 1 failed or mismatch; 2 restore refused, nothing changed."""
+    # Imported here: it pulls in the service's modules, which the other commands do not need.
+    from staging import backup
+
+    try:
+        if args.command == "backup":
+            manifest = backup.backup(args.workdir, args.out)
+            total = manifest["integrity"]
+            print(f"backup {args.out.resolve()}: {len(manifest['files'])} spaces, "
+                  f"{total['episodes']} episodes, checksum {total['checksum']}")
+            if manifest["source"]["engram_url"] is None:
+                print("no stack recorded in the workdir: backed up the data dir offline")
+            elif manifest["service_integrity"] is None:
+                print("service not reachable: no live integrity answer recorded")
+            elif manifest["service_differs"]:
+                print("written during the backup (the backup holds what it copied): "
+                      + ", ".join(manifest["service_differs"]))
+            else:
+                print("service integrity at backup time: identical to the backup")
+            return 0
+        if args.command == "verify-backup":
+            manifest, problems = backup.verify_backup(args.source)
+            if problems:
+                print(f"backup {args.source.resolve()}: {len(problems)} problem(s)")
+                for problem in problems:
+                    print(f"  {problem}")
+                return 1
+            print(f"backup {args.source.resolve()}: OK, {len(manifest['files'])} spaces, "
+                  f"{manifest['integrity']['episodes']} episodes, "
+                  f"checksum {manifest['integrity']['checksum']}")
+            return 0
+        result = backup.restore(args.workdir, args.source, stop=args.stop, spaces=args.spaces)
+    except backup.RestoreRefused as exc:
+        print(f"staging: restore refused: {exc}", file=sys.stderr)
+        return 2
+    except backup.BackupError as exc:
+        print(f"staging: {exc}", file=sys.stderr)
+        return 1
+    if result.replaced_dir is not None:
+        print(f"replaced files kept in {result.replaced_dir}")
+    if result.service_pid is None:
+        print("no stack recorded in the workdir: checked the restored files offline; start the "
+              "service with `python -m staging up --flags FILE`")
+    if not result.ok:
+        print(f"integrity MISMATCH after restore ({len(result.mismatches)} spaces):",
+              file=sys.stderr)
+        for line in result.mismatches:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    answer = result.answer
+    print(f"integrity OK: the {len(result.spaces)} restored space(s) match the manifest; now "
+          f"{len(answer['spaces'])} spaces, {answer['episodes']} episodes, "
+          f"checksum {answer['checksum']}")
+    return 0
 
 
 if __name__ == "__main__":

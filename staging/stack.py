@@ -199,7 +199,7 @@ class Stack:
         initial_flags: dict[str, bool | float] | None = None,
         repo_root: Path | str = REPO_ROOT,
         semantic_timeout_ms: float = 200.0,
-        formation_interval_s: float = 2.0,
+        formation_interval_s: float = 10.0,
         timeout_s: float = 60.0,
     ) -> Stack:
         """Start the stack in ``workdir`` and return once Prometheus holds a first scrape.
