@@ -4,17 +4,19 @@ Counts come from ``increase(...[window])`` at the run's pinned instant, summed b
 label (and ``le`` for histograms); the statistics are in :mod:`pytest_rollout.stats`. Every
 comparison is recorded on the gate (headline via ``gate.observe``, the full numbers under
 ``gate.extra["comparisons"]``) before a gate acts on it with ``require()`` or
-``abort_if_worse()``.
+``abort_if_worse()``. The first comparison of a gate also fills ``gate.series`` with the compared
+statistic per group over the window, for the report's plot (when ``prom`` can run range queries).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.outcomes import inconclusive
 from pytest_rollout.stats import (
@@ -31,6 +33,9 @@ from pytest_rollout.stats import (
     sample_ratio_mismatch,
 )
 from pytest_rollout.stats.format import quantile_name
+
+if TYPE_CHECKING:
+    from pytest_rollout.metrics.prometheus import PromQuery
 
 
 class _Sample(Protocol):
@@ -284,7 +289,9 @@ class AB:
                                 "explanation": mw.explanation}}
         return self._record(Comparison(
             "quantile_delta", f"{metric} {quantile_name(q)} delta", result, (query,),
-            s.min_samples, ref, self.gate))
+            s.min_samples, ref, self.gate),
+            lambda r: f"histogram_quantile({q}, sum by (le, {s.group_label}) "
+                      f"(rate({self._selector(metric, '_bucket')}[{r}])))")
 
     def proportion_delta(
         self, numerator: str, denominator: str, *, margin: float, worse: str = "higher"
@@ -308,7 +315,9 @@ class AB:
         )
         return self._record(Comparison(
             "proportion_delta", f"{numerator} / {denominator} rate delta",
-            result, (q_num, q_den), s.min_samples, {}, self.gate))
+            result, (q_num, q_den), s.min_samples, {}, self.gate),
+            lambda r: f"{self._rate(self._selector(numerator), r)} / "
+                      f"{self._rate(self._selector(denominator), r)}")
 
     def mean_delta(
         self, metric: str, *, margin: float, worse: str = "higher"
@@ -329,7 +338,9 @@ class AB:
         )
         return self._record(Comparison(
             "mean_delta", f"{metric} mean delta", result, (q_buckets, q_sum), s.min_samples, {},
-            self.gate))
+            self.gate),
+            lambda r: f"{self._rate(self._selector(metric, '_sum'), r)} / "
+                      f"{self._rate(self._selector(metric, '_count'), r)}")
 
     def srm(self, metric: str, *, expected: Mapping[str, float]) -> Comparison:
         """Sample ratio mismatch of units per group (a gauge like active spaces, or a counter's
@@ -337,7 +348,8 @@ class AB:
         s = self.settings
         name, _ = split_selector(metric)
         sel = self._selector(metric)
-        if name.endswith(("_total", "_count")):
+        counter = name.endswith(("_total", "_count"))
+        if counter:
             query = self._increase(sel, s.group_label)
         else:
             query = f"sum by ({s.group_label}) ({sel})"
@@ -349,16 +361,63 @@ class AB:
         if sum(observed.values()) <= 0:
             inconclusive(f"no {metric} units in either group: {query}")
         result = sample_ratio_mismatch(observed, expected)
-        return self._record(Comparison("srm", f"{metric} sample ratio", result, (query,), 0, {},
-                                       self.gate))
+        # A counter's units per group over time are its rate; a gauge is plotted as it is.
+        return self._record(Comparison("srm", f"{metric} sample ratio", result, (query,), 0,
+                                       {}, self.gate),
+                            lambda r: self._rate(sel, r) if counter else query)
 
     def _tuning_n(self) -> float:
         return float(self.settings.tuning_n or max(self.settings.min_samples, 100))
 
-    def _record(self, comparison: Comparison) -> Comparison:
+    def _rate(self, selector: str, rate_range: str) -> str:
+        return f"sum by ({self.settings.group_label}) (rate({selector}[{rate_range}]))"
+
+    def _record(self, comparison: Comparison, plot_query: Callable[[str], str]) -> Comparison:
         self.gate.extra.setdefault("comparisons", []).append(comparison.to_dict())
         comparison._observe("criterion")
+        self._plot(comparison.kind, plot_query)
         return comparison
+
+    def _plot(self, kind: str, plot_query: Callable[[str], str]) -> None:
+        """Fill ``gate.series`` with the compared statistic per group over the window.
+
+        Evidence for the report, never a criterion: a failed range query leaves the series
+        empty and the gate's outcome alone. The first comparison of a gate owns the plot (a
+        gate's own ``gate.series`` is never overwritten). ``prom`` without ``range`` (a fake in
+        unit tests) gets no plot.
+        """
+        if self.gate.series or not hasattr(self.prom, "range"):
+            return
+        try:
+            window_s = parse_duration(self.settings.window)
+            if window_s < 1.0:
+                return
+            # About 60 points per window, in whole seconds (Prometheus steps are sent as
+            # durations) and at least 1 s. Each point is a rate over R = max(4 steps, 1m): ranges
+            # 4 steps wide overlap, so no sample falls between two points and one scrape cannot
+            # make a spike; the 1m floor holds several scrapes at the usual 15 s interval, which
+            # rate() needs. R is capped at the window so a short window's plot is not smoothed
+            # over history the gate did not compare.
+            step_s = max(1.0, float(round(window_s / 60.0)))
+            rate_range = format_duration(min(max(4.0 * step_s, 60.0), math.floor(window_s)))
+            query = plot_query(rate_range)
+        except ValueError:
+            return  # a window the plot cannot use (e.g. "1h30x"): no plot, the gate goes on
+
+        from pytest_rollout.report.series import fetch_series
+
+        s = self.settings
+        fetched = fetch_series(cast("PromQuery", self.prom), query, s.group_label, window_s,
+                               step_s)
+        # The report pairs "control" and "treatment" (the delta panel), whatever the label values.
+        series = {role: fetched[value] for role, value in
+                  (("control", s.control), ("treatment", s.treatment)) if fetched.get(value)}
+        if not series:
+            return
+        self.gate.series = series
+        # Delta margins bound treatment minus control; an SRM's threshold is a p-value, not a
+        # number on the plotted axis.
+        self.gate.extra["threshold_on"] = "none" if kind == "srm" else "delta"
 
 
 def _per_bucket(cumulative: list[float]) -> list[float]:
