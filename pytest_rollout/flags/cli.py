@@ -3,6 +3,8 @@
 Exit status: 0 verified success (or a dry run / read that worked); 1 the change was written but
 could not be verified, or a rollback failed; 2 bad input (unknown flag, wrong type, bad percent,
 missing --reason or URI, unknown audit id); 3 the backend could not be read or written.
+A written rollback is announced on the communication plan's webhook; the notification is best
+effort and never changes the exit status.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ EXIT_BACKEND = 3
 URI_ENV = "ROLLOUT_FLAGS"
 AUDIT_ENV = "ROLLOUT_FLAGS_AUDIT_LOG"
 CONFIG_ENV = "ROLLOUT_CONFIG"
+WEBHOOK_ENV = "ROLLOUT_WEBHOOK"
 
 
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -113,6 +116,13 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="apply [phases.<--phase>.rollback] from rollout.toml",
     )
+    rollback.add_argument(
+        "--webhook",
+        metavar="URL",
+        default=None,
+        help=f"Slack-compatible webhook told about the rollback (env {WEBHOOK_ENV}; else "
+        "webhook in rollout.toml's environment); a failed notification only warns",
+    )
 
 
 def _fail(code: int, message: str) -> int:
@@ -181,7 +191,7 @@ def _load_config(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
 
 def _run(args: argparse.Namespace) -> int:
     from pytest_rollout.flags.audit import default_actor
-    from pytest_rollout.flags.base import FlagValueError, parse_cli_value
+    from pytest_rollout.flags.base import FlagValueError, FlagVerificationError, parse_cli_value
     from pytest_rollout.flags.registry import open_controller
 
     config, env_config, environment = _load_config(args)
@@ -196,10 +206,11 @@ def _run(args: argparse.Namespace) -> int:
     audit_log = args.audit_log or os.environ.get(AUDIT_ENV)
     if audit_log is None and env_config is not None:
         audit_log = env_config.audit_log
+    actor = args.actor or default_actor()
     controller = open_controller(
         uri,
         audit_log=Path(audit_log) if audit_log else None,
-        actor=args.actor or default_actor(),
+        actor=actor,
         environment=environment,
         phase=args.phase,
         run_id=f"cli-{socket.gethostname()}-{os.getpid()}",
@@ -245,8 +256,21 @@ def _run(args: argparse.Namespace) -> int:
         if args.phase_state:
             target = f" to the {args.phase} rollback state"
         reason = f"rollback{target}: {reason or 'dry run'}"
+    # Same precedence as the flags URI. Only a rollback that was written is announced: a dry run
+    # changed nothing, and bad input or an unreachable backend never reached the flags.
+    webhook = None
+    if command == "rollback" and not args.dry_run:
+        webhook = args.webhook or os.environ.get(WEBHOOK_ENV) or (
+            env_config.webhook if env_config else None)
     before = controller.snapshot()
-    after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
+    try:
+        after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
+    except FlagVerificationError:
+        # Written but not read back as asked: the people on the plan need to hear this most.
+        if webhook:
+            _notify(webhook, args.phase, reason, "rollback NOT VERIFIED", actor, environment,
+                    {name: before.get(name) for name in changes}, None)
+        raise
     change_id = getattr(controller, "last_change_id", None)
     result = {
         "dry_run": args.dry_run,
@@ -256,16 +280,58 @@ def _run(args: argparse.Namespace) -> int:
         },
         "verified": not args.dry_run,
     }
-    if args.as_json:
-        print(json.dumps(result, indent=2))
-    else:
+    if not args.as_json:
         for name, entry in result["changes"].items():
             print(f"{name}: {_format_value(entry['before'])} -> {_format_value(entry['after'])}")
         if args.dry_run:
             print("dry run: nothing written, nothing audited")
         else:
             print(f"verified by read-back; audit id {change_id}")
+        sys.stdout.flush()  # the operator sees the rollback before waiting on the webhook
+    if webhook:
+        error = _notify(webhook, args.phase, reason, "rollback", actor, environment,
+                        {name: before.get(name) for name in changes},
+                        {name: after[name].value for name in changes})
+        result["notification"] = {"result": "failed" if error else "sent", "message": error or ""}
+        if error is None and not args.as_json:
+            print("webhook notified")
+    if args.as_json:
+        print(json.dumps(result, indent=2))
     return EXIT_OK
+
+
+def _notify(
+    url: str,
+    phase: str | None,
+    reason: str,
+    action: str,
+    who: str,
+    environment: str | None,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any] | None,
+) -> str | None:
+    """Post the rollback to the webhook; on failure warn on stderr and return the error.
+
+    Best effort by design: the rollback is already written, so a broken webhook must neither
+    hide that nor change the exit status.
+    """
+    from pytest_rollout.flags.notify import build_message, notify_webhook
+
+    payload = build_message(phase=phase, reason=reason, action=action, who=who,
+                            environment=environment)
+    if after is None:
+        moves = ", ".join(f"{n} was {_format_value(v)}" for n, v in before.items())
+    else:
+        moves = ", ".join(f"{n} {_format_value(before.get(n))} -> {_format_value(v)}"
+                          for n, v in after.items())
+    payload["text"] += f". Flags: {moves}"
+    payload["flags"] = {n: {"before": before.get(n), "after": None if after is None
+                            else after.get(n)} for n in before}
+    error = notify_webhook(url, payload)
+    if error:
+        print(f"rollout flags: warning: rollback notification failed ({error}); tell the "
+              "people on the communication plan yourself", file=sys.stderr)
+    return error
 
 
 def _parse_state(items: list[str]) -> dict[str, bool | float]:
