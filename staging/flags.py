@@ -99,6 +99,10 @@ class FlagReader:
         api.set_provider_and_wait(self._provider, domain=self._domain)
         self._client = api.get_client(self._domain)
         self._percent = 0.0
+        # Per-space answers until the provider loads a new file: evaluating the fractional
+        # cohort costs ~35 us a request, which in a service this small reads as several percent
+        # of CPU "overhead" of dual memory that is really flag evaluation.
+        self._by_space: dict[str, SpaceFlags] = {}
         self._refresh_percent()
         # The cohort percent is re-read when the provider reports it loaded a new file, so
         # status shows the percent the provider is bucketing with, not a newer file's.
@@ -120,18 +124,26 @@ class FlagReader:
         return self.dual_memory() and self._bool(CONCEPT_FORMATION)
 
     def for_space(self, space: str) -> SpaceFlags:
+        cached = self._by_space.get(space)
+        if cached is not None:
+            return cached
         # Cohort bucketing hashes the flag key with space_id: stable across processes.
         context = EvaluationContext(targeting_key=space, attributes={"space_id": space})
         blended = self.dual_memory() and self._bool(BLENDED_RECALL, context)
         weight = self._client.get_float_value(SEMANTIC_WEIGHT, DEFAULT_SEMANTIC_WEIGHT)
-        return SpaceFlags(blended=blended, semantic_weight=weight)
+        answer = SpaceFlags(blended=blended, semantic_weight=weight)
+        if len(self._by_space) < 100_000:  # bounded: a space-id scan cannot grow it forever
+            self._by_space[space] = answer
+        return answer
 
     def provider_status(self) -> str:
         return str(self._client.get_provider_status().value)
 
     def _refresh_percent(self) -> None:
         """The cohort's percent, which no single evaluation shows: parsed from the file by the
-        module that writes it. A broken file keeps the last good value, as the provider does."""
+        module that writes it. A broken file keeps the last good value, as the provider does.
+        Also forgets the per-space answers: the provider has just loaded a new file."""
+        self._by_space = {}
         with contextlib.suppress(FlagError, KeyError):
             self._percent = float(read_flags(self.path)[BLENDED_RECALL].value)
 

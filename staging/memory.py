@@ -166,6 +166,13 @@ class SpaceMemory:
 
     def apply_formation(self, result: FormationResult) -> list[int]:
         """Persist one formation cycle, then publish its concepts; returns the new concept ids."""
+        if not result.new and not result.updates:
+            # Nothing formed or bound: advance the watermark in memory only. A transaction and
+            # a new snapshot per idle space per cycle cost shadow mode most of its CPU; after a
+            # restart these episodes are simply looked at again (like the leftovers).
+            with self._write_lock:
+                self.formation_watermark = max(self.formation_watermark, result.watermark)
+            return []
         with self._write_lock:
             new_ids = self.store.save_formation(result.new, result.updates, result.watermark)
             snap = self.snapshot

@@ -77,6 +77,12 @@ class ActiveSpaces:
     def seen(self, group: str, space: str) -> None:
         now = time.monotonic()
         with self._lock:
+            # A space counts in the group it was last served in: after a cohort change it moves
+            # as soon as it is seen again, instead of counting in both groups for five minutes
+            # (which would look like a sample ratio mismatch).
+            for other, spaces in self._seen.items():
+                if other != group:
+                    spaces.pop(space, None)
             self._seen[group][space] = now
 
     def counts(self) -> dict[str, int]:
