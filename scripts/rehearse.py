@@ -185,8 +185,10 @@ class Rehearsal:
         audit = [json.loads(line) for line in self.audit_log.read_text().splitlines()] \
             if self.audit_log.exists() else []
         rollback_lines = [a for a in audit if a.get("kind") == "change"
-                          and a.get("flag") == "blended_recall" and a.get("after") == 0]
-        self.check("the audit log records the rollback", bool(rollback_lines), len(rollback_lines))
+                          and a.get("flag") == "blended_recall" and a.get("after") == 0
+                          and "ABORT" in str(a.get("reason"))]
+        self.check("the audit log records the rollback", len(rollback_lines) == 1,
+                   rollback_lines[-1] if rollback_lines else "no rollback line")
         latencies = self.probe_treatment(treatment) if treatment else {}
         slowest = max((t for t, _ in latencies.values()), default=float("nan"))
         self.check("treatment latency recovered after the rollback",
