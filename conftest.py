@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 # pytest-benchmark comes preinstalled on these machines and turns an xdist run's configure into
-# an error under filterwarnings=error; the pytest runs our tests start should see only ours.
+# an error under filterwarnings=error; the pytest runs our tests start should see only ours,
+# and none of the outer run's xdist identity.
 NO_BENCHMARK = "-p no:benchmark"
 
 
@@ -21,3 +22,6 @@ def _inner_runs_without_benchmark(
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
         monkeypatch.setenv("PYTEST_ADDOPTS", NO_BENCHMARK)
+        # Under `pytest -n 2` the outer worker's identity must not leak into inner runs.
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            monkeypatch.delenv(name, raising=False)
