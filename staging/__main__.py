@@ -62,12 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--url", help="service URL (default: from the state file)")
 
     backup = sub.add_parser("backup", help="online backup of every space's database + manifest")
-    backup.add_argument("--out", type=Path, required=True, help="new (or empty) directory")
+    backup.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="new (or empty) directory"
+    )
 
     restore = sub.add_parser(
         "restore", help="put a backup back, restart the service, check integrity"
     )
-    restore.add_argument("--from", dest="source", type=Path, required=True, help="backup dir")
+    restore.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="DIR", help="backup dir"
+    )
     restore.add_argument(
         "--stop", action="store_true", help="stop the running service first (else refuse)"
     )
@@ -80,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     verify = sub.add_parser("verify-backup", help="check a backup's files against its manifest")
-    verify.add_argument("--from", dest="source", type=Path, required=True, help="backup dir")
+    verify.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="DIR", help="backup dir"
+    )
     return parser
 
 
@@ -190,6 +196,13 @@ def _data_command(args: argparse.Namespace) -> int:
         return 1
     if result.replaced_dir is not None:
         print(f"replaced files kept in {result.replaced_dir}")
+    if result.discarded is None:
+        print("episodes discarded: unknown (no integrity answer before the restore)")
+    else:
+        lost = {name: n for name, n in result.discarded.items() if n}
+        print(f"episodes written after the backup, now discarded: {sum(lost.values())}"
+              + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(lost.items())) + ")"
+                 if lost else ""))
     if result.service_pid is None:
         print("no stack recorded in the workdir: checked the restored files offline; start the "
               "service with `python -m staging up --flags FILE`")
