@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import time
@@ -334,32 +333,11 @@ class _RestoringStack(Stack):
         super().__init__(stack.state)
         self._swap: Callable[[], None] | None = swap
 
-    def _spawn(self, argv: list[str], log_path: str, env: dict[str, str]) -> int:
-        pid = super()._spawn(argv, log_path, env)
-        wait_for_exec(pid, self._children[pid])
-        return pid
-
     def _start_service(self, timeout_s: float = 30.0) -> None:
         swap, self._swap = self._swap, None
         if swap is not None:
             swap()
         super()._start_service(timeout_s)
-
-
-def wait_for_exec(pid: int, child: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
-    """Return once ``/proc/PID/cmdline`` shows the new program (or the child has exited).
-
-    Popen returns when execve has passed its point of no return, but the kernel sets the new
-    argument area a moment later: until then cmdline reads empty, and Stack's liveness check
-    (which matches the cmdline, against PID reuse) took a healthy new service for "exited at
-    start" in about 1 of 10 starts on this loaded 2-core machine.
-    """
-    deadline = time.monotonic() + timeout_s
-    while child.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/cmdline").read_bytes():
-                return
-        time.sleep(0.001)
 
 
 def _swap_files(

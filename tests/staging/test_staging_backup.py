@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from staging.backup import restore, wait_for_exec
+from staging.backup import restore
 from staging.seed import seed
 from staging.stack import REPO_ROOT, Stack, StackError
 
@@ -47,19 +47,10 @@ def _running(pid: int) -> bool:
         return False
 
 
-class _ExecSafeStack(Stack):
-    """Stack.up without its start race (a new child's cmdline reads empty for a moment)."""
-
-    def _spawn(self, argv: list[str], log_path: str, env: dict[str, str]) -> int:
-        pid = super()._spawn(argv, log_path, env)
-        wait_for_exec(pid, self._children[pid])
-        return pid
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Formation on, so the backed-up files hold concepts and bindings, not only episodes.
-    started = _ExecSafeStack.up(
+    started = Stack.up(
         tmp_path_factory.mktemp("backup-stack"),
         initial_flags={"dual_memory_types": True, "concept_formation": True},
         formation_interval_s=0.3,
