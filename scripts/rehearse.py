@@ -62,7 +62,9 @@ class Rehearsal:
     # -- the stack and its traffic --------------------------------------------------------
     def up(self) -> None:
         log("starting the staging stack (service, Prometheus, flag file) on 127.0.0.1")
-        self.stack = Stack.up(self.out / "stack")
+        # Consolidation every 30 s: the reference service is so light that a 10 s cycle alone
+        # is ~5 % of its CPU, right at shadow mode's CPU criterion (a real service is heavier).
+        self.stack = Stack.up(self.out / "stack", formation_interval_s=30.0)
         # This process changes flags too (HTTP backend, token from the environment).
         os.environ.update(self.stack.env(flag_backend="http"))
         self.env = {**os.environ, "ROLLOUT_ENV": ENV,

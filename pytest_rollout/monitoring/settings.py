@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pytest_rollout.config import ConfigError, PhaseConfig, RolloutConfig
@@ -210,7 +210,12 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
     if "abort_for" in overrides:
         abort_for_s = _duration(source, overrides, f"monitoring.environments.{environment}",
                                 "abort_for", "5m")
-    phases = {key: config.phase(key, environment) for key in sorted(config.phases)}
+    # A profile shortens windows; alerts still tell phases apart by the production flag states
+    # (a rehearsal may run its canary at another cohort size, which must not reshuffle phases).
+    phases = {
+        key: replace(config.phase(key, environment), flags=config.phases[key].flags)
+        for key in sorted(config.phases)
+    }
     baseline = _string(source, raw, where, "baseline_phase", None, "phase0")
     if baseline not in phases:
         raise _fail(source, "monitoring.baseline_phase", baseline,
