@@ -7,6 +7,8 @@ entry point (``pytest11: rollout``), exactly as users get it.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 # pytest-benchmark comes preinstalled on these machines and turns an xdist run's configure into
@@ -25,3 +27,10 @@ def _inner_runs_without_benchmark(
         # Under `pytest -n 2` the outer worker's identity must not leak into inner runs.
         for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _clean_rollout_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests must not pick up a developer's (or a staging shell's) ROLLOUT_* settings."""
+    for name in [n for n in os.environ if n.startswith("ROLLOUT_")]:
+        monkeypatch.delenv(name)

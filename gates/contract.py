@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # name -> labels every series of it must carry (besides job/instance)
 CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
     "engram_recall_duration_seconds_bucket": ("group", "mode", "le"),
@@ -22,3 +24,17 @@ CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
     "process_resident_memory_bytes": (),
     "process_cpu_seconds_total": (),
 }
+
+
+def require_no_episodes_lost(prom: Any, phase: Any, gate: Any) -> None:
+    """RPO 0: the stored-episode count never falls below its peak in the window."""
+    w = f"{int(phase.window_s)}s"
+    now = prom.value("sum(engram_episodes)")
+    peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:5s])")
+    lost = max(peak - now, 0.0)
+    limit = phase.threshold("episodes_lost_max")
+    gate.observe(metric="episodes lost (peak minus now)", observed=lost, threshold=limit,
+                 unit="episodes")
+    assert lost <= limit, (
+        f"episode count fell from {peak:.0f} to {now:.0f} in the last {w}: RPO breached — roll "
+        "back (rollback.md) and restore the lost episodes from backup")

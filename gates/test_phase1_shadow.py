@@ -13,6 +13,8 @@ import pytest
 from pytest_rollout import inconclusive
 from pytest_rollout.stats import quantile_bounds
 
+from contract import require_no_episodes_lost
+
 pytestmark = pytest.mark.phase1
 
 FORMATION = "engram_concept_formation_duration_seconds"
@@ -93,15 +95,7 @@ def test_abort_on_concept_formation_errors(prom, phase, gate):
 
 @pytest.mark.abort
 def test_abort_when_episode_count_drops(prom, phase, gate):
-    w = _window(phase)
-    now = prom.value("sum(engram_episodes)")
-    peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:5s])")
-    lost = max(peak - now, 0.0)
-    gate.observe(metric="episodes lost (peak minus now)", observed=lost,
-                 threshold=phase.threshold("episodes_lost_max"), unit="episodes")
-    assert lost <= phase.threshold("episodes_lost_max"), (
-        f"episodes fell from {peak:.0f} to {now:.0f}: RPO breached, roll back and restore "
-        "from backup (rollback.md)")
+    require_no_episodes_lost(prom, phase, gate)
 
 
 def _abort_if_proven_over(baseline, phase, gate, metric, threshold):

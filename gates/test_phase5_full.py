@@ -19,6 +19,7 @@ from pytest_rollout.context import rfc3339
 from pytest_rollout.stats import proportion_estimate
 
 import canary
+from contract import require_no_episodes_lost
 
 pytestmark = pytest.mark.phase5
 
@@ -50,15 +51,7 @@ def test_error_rate_under_0_1pct_over_the_hold(prom, phase, gate):
 
 
 def test_no_episodes_lost_over_the_hold(prom, phase, gate):
-    w = _window(phase)
-    now = prom.value("sum(engram_episodes)")
-    peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:15s])")
-    lost = max(peak - now, 0.0)
-    gate.observe(metric="episodes lost (peak minus now)", observed=lost,
-                 threshold=phase.threshold("episodes_lost_max"), unit="episodes")
-    assert lost <= phase.threshold("episodes_lost_max"), (
-        f"episode count fell from {peak:.0f} to {now:.0f} in the last {w}: RPO breached — "
-        "roll back (rollback.md) and restore the lost episodes from backup")
+    require_no_episodes_lost(prom, phase, gate)
 
 
 def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):

@@ -69,15 +69,16 @@ class GateRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN and infinities become None, tuples become lists)."""
-        safe: dict[str, Any] = _json_safe(asdict(self))
+        safe: dict[str, Any] = json_safe(asdict(self))
         return safe
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and tuples as lists, ready for strict JSON."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

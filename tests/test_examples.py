@@ -22,8 +22,9 @@ def _run(scenario: str, *extra: str) -> tuple[int, dict]:
 
 
 def _comparable(record: dict) -> dict:
-    """The record without what differs by design between two runs (run id, digest)."""
-    context = {k: v for k, v in record["context"].items() if k != "run_id"}
+    """The record without what differs by design between two runs: the run id, the port of
+    each run's own Prometheus, and so the digest."""
+    context = {k: v for k, v in record["context"].items() if k not in ("run_id", "prometheus_url")}
     return {**{k: v for k, v in record.items() if k not in ("digest", "context")},
             "context": context}
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_rollout.gate import json_safe
 from pytest_rollout.metrics.prometheus import PromQuery, RangeSeries
 from pytest_rollout.outcomes import inconclusive
 
@@ -250,7 +251,7 @@ class Comparison:
             "outcome": self.outcome,
             "baseline_window": {"start": _utc(self.baseline.start), "end": _utc(self.baseline.at)},
             "current_window": {"start": _utc(self.current.start), "end": _utc(self.current.at)},
-            "rows": [_finite(asdict(r)) for r in self.rows],
+            "rows": [json_safe(asdict(r)) for r in self.rows],
         }
 
 
@@ -400,14 +401,6 @@ def _utc(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 class BaselineComparator:

@@ -18,7 +18,6 @@ Typical use (what the ``soak`` fixture wraps)::
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from pytest_rollout.gate import json_safe
 from pytest_rollout.load.leak import (
     InsufficientData,
     LeakEstimate,
@@ -355,7 +355,7 @@ class SoakResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(_finite(self.to_dict()), indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(json_safe(self.to_dict()), indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, path)  # a reader never sees half a file
 
     @classmethod
@@ -412,14 +412,6 @@ def _longest_segment(
     return max(segments, key=len, default=[])
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _fmt_utc(t: float) -> str:

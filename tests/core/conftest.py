@@ -25,19 +25,6 @@ from pytest_rollout.promserver import (
     start_scraping,
 )
 
-ROLLOUT_ENV_VARS = ("ROLLOUT_ENV", "ROLLOUT_PROMETHEUS_URL", "ROLLOUT_FLAGS",
-                    "ROLLOUT_PROMETHEUS_TOKEN", "ROLLOUT_PROMETHEUS_USER",
-                    "ROLLOUT_PROMETHEUS_PASSWORD", "ROLLOUT_PROMETHEUS_CA_BUNDLE")
-
-
-@pytest.fixture(autouse=True)
-def _clean_rollout_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Gate runs must not pick up a developer's ROLLOUT_* settings."""
-    for name in ROLLOUT_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    yield
-
-
 # --------------------------------------------------------------------------------------------
 # real Prometheus servers (session-scoped: each costs seconds to start)
 
