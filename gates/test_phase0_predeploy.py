@@ -46,6 +46,8 @@ def test_alert_rules_are_loaded(rollout, gate):
         inconclusive(f"no rendered rule files in {RULES_DIR}: run `rollout render monitoring`")
     wanted = {rule["alert"] for f in files for group in yaml.safe_load(f.read_text())["groups"]
               for rule in group["rules"] if "alert" in rule}
+    if not rollout.prometheus_url:
+        inconclusive("no Prometheus URL: set ROLLOUT_PROMETHEUS_URL or --rollout-prometheus-url")
     try:
         answer = requests.get(f"{rollout.prometheus_url}/api/v1/rules", timeout=10).json()
     except (requests.RequestException, ValueError) as exc:

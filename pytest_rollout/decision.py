@@ -56,7 +56,8 @@ def decide(gates: Sequence[GateResult]) -> tuple[Decision, str]:
             counts[g.outcome] = counts.get(g.outcome, 0) + 1
         words = {"fail": "failed", "inconclusive": "inconclusive", "error": "errored"}
         parts = [f"{n} {words.get(o, o)}" for o, n in sorted(counts.items())]
-        return Decision.HOLD, f"{', '.join(parts)} of {len(gates)} gates: {_list(blocking)}"
+        noun = "gate" if len(gates) == 1 else "gates"
+        return Decision.HOLD, f"{', '.join(parts)} of {len(gates)} {noun}: {_list(blocking)}"
     return Decision.GO, "the only gate passed" if len(gates) == 1 else \
         f"all {len(gates)} gates passed"
 
