@@ -18,6 +18,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,10 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from staging.client import EngramClient
-from staging.corpus import query_text
-from staging.seed import seed
-from staging.stack import Stack
+# Runnable as `python benchmarks/staging_recall.py` from anywhere: staging/ is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from staging.client import EngramClient  # noqa: E402
+from staging.corpus import query_text  # noqa: E402
+from staging.seed import seed  # noqa: E402
+from staging.stack import Stack  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "staging_recall.json"
 TARGET_P99_MS = 20.0
