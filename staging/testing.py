@@ -6,13 +6,17 @@ One stack per session (per xdist worker), torn down by PID at the end.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from staging.client import EngramClient
 from staging.flags import INITIAL_VALUES
-from staging.stack import Stack
+from staging.stack import REPO_ROOT, Stack
 
 # Tests want formation to react fast and timeouts to be cheap to provoke.
 TEST_FORMATION_INTERVAL_S = 0.3
@@ -44,3 +48,26 @@ def engram(staging_stack: Stack) -> Iterator[EngramClient]:
         changed = {k: v for k, v in INITIAL_VALUES.items() if current.get(k) != v}
         if changed:
             client.set_flags(changed)
+
+
+def run_staging_cli(
+    workdir: Path, *args: str, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    """``python -m staging --workdir WORKDIR ARGS...`` as an operator would type it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "staging", "--workdir", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+
+
+def process_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -24,40 +24,9 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
+from pytest_rollout.openmetrics import LATENCY_BUCKETS  # the contract buckets
+
 # The latency buckets of the design's metric contract, so baselines see the same resolution.
-LATENCY_BUCKETS = (  # fmt: skip
-    0.0005,
-    0.001,
-    0.0015,
-    0.002,
-    0.003,
-    0.004,
-    0.005,
-    0.0065,
-    0.008,
-    0.01,
-    0.0125,
-    0.015,
-    0.0175,
-    0.02,
-    0.025,
-    0.03,
-    0.035,
-    0.04,
-    0.045,
-    0.05,
-    0.06,
-    0.07,
-    0.08,
-    0.1,
-    0.125,
-    0.15,
-    0.2,
-    0.3,
-    0.5,
-    1.0,
-    2.5,
-)
 
 
 class ToyTarget:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 import warnings
@@ -25,26 +22,8 @@ import requests
 
 from staging.backup import restore
 from staging.seed import seed
-from staging.stack import REPO_ROOT, Stack, StackError
-
-
-def _staging(workdir: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "staging", "--workdir", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=REPO_ROOT,
-    )
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+from staging.stack import Stack, StackError
+from staging.testing import process_running, run_staging_cli
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +58,7 @@ def _service_pid(stack: Stack) -> int:
 
 
 def _backup(stack: Stack, out: Path) -> dict[str, Any]:
-    done = _staging(stack.workdir, "backup", "--out", str(out))
+    done = run_staging_cli(stack.workdir, "backup", "--out", str(out))
     assert done.returncode == 0, done.stderr
     manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
     return manifest
@@ -108,7 +87,7 @@ def test_backup_restore_drops_later_writes_and_brings_back_lost_spaces(
     assert sorted(p.name for p in out.glob("*.db")) == sorted(
         f"{name}.db" for name in manifest["integrity"]["spaces"]
     )
-    verified = _staging(stack.workdir, "verify-backup", "--from", str(out))
+    verified = run_staging_cli(stack.workdir, "verify-backup", "--from", str(out))
     assert verified.returncode == 0 and "OK" in verified.stdout, verified.stdout
 
     # After the backup: more episodes, a new space, one space's files deleted, one corrupted.
@@ -125,7 +104,7 @@ def test_backup_restore_drops_later_writes_and_brings_back_lost_spaces(
         handle.write(b"\xff" * 8192)  # the header and the first pages: unreadable for SQLite
 
     old_pid = _service_pid(stack)
-    done = _staging(stack.workdir, "restore", "--from", str(out), "--stop")
+    done = run_staging_cli(stack.workdir, "restore", "--from", str(out), "--stop")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "integrity OK" in done.stdout
     # The RPO of this rollback, from the live answer just before the stop. (The corruption does
@@ -133,7 +112,7 @@ def test_backup_restore_drops_later_writes_and_brings_back_lost_spaces(
     assert "written after the backup, now discarded: 220 (" in done.stdout
 
     new_pid = _service_pid(stack)
-    assert new_pid != old_pid and _running(new_pid) and not _running(old_pid)
+    assert new_pid != old_pid and process_running(new_pid) and not process_running(old_pid)
     after = _integrity(stack)
     assert after == manifest["integrity"]  # later episodes and the new space gone, lost ones back
     assert late_space + "-0000" not in after["spaces"]
@@ -164,12 +143,12 @@ def test_restore_refuses_while_running_without_stop(stack: Stack, tmp_path: Path
     replaced_root = Path(stack.state.data_dir) / "replaced"
     replaced_before = sorted(replaced_root.glob("*")) if replaced_root.exists() else []
 
-    refused = _staging(stack.workdir, "restore", "--from", str(out))
+    refused = run_staging_cli(stack.workdir, "restore", "--from", str(out))
 
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "refused" in refused.stderr and "--stop" in refused.stderr
     assert f"pid {pid}" in refused.stderr
-    assert _service_pid(stack) == pid and _running(pid)
+    assert _service_pid(stack) == pid and process_running(pid)
     assert _integrity(stack) == before  # the 5 later episodes are still there
     assert before["spaces"][f"{space}-0000"]["episodes"] == 35
     now = sorted(replaced_root.glob("*")) if replaced_root.exists() else []
@@ -192,7 +171,7 @@ def test_verify_backup_detects_tampering_and_restore_refuses_it(
     db.close()
     (out / manifest["files"][removed]["file"]).unlink()
 
-    checked = _staging(stack.workdir, "verify-backup", "--from", str(out))
+    checked = run_staging_cli(stack.workdir, "verify-backup", "--from", str(out))
     assert checked.returncode == 1, checked.stdout
     lines = checked.stdout.splitlines()
     assert any(line.strip().startswith(f"{tampered}: ") and "changed" in line for line in lines)
@@ -202,10 +181,10 @@ def test_verify_backup_detects_tampering_and_restore_refuses_it(
     assert any(line.strip() == f"{removed}: {removed}.db is missing" for line in lines)
 
     pid, before = _service_pid(stack), _integrity(stack)
-    restored = _staging(stack.workdir, "restore", "--from", str(out), "--stop")
+    restored = run_staging_cli(stack.workdir, "restore", "--from", str(out), "--stop")
     assert restored.returncode == 1
     assert "nothing was changed" in restored.stderr
-    assert _service_pid(stack) == pid and _running(pid)
+    assert _service_pid(stack) == pid and process_running(pid)
     assert _integrity(stack) == before
 
 
@@ -221,7 +200,9 @@ def test_restore_of_one_space_keeps_the_others(stack: Stack, tmp_path: Path) -> 
         healthy
     ] > first.per_space[healthy]
 
-    done = _staging(stack.workdir, "restore", "--from", str(out), "--stop", "--space", damaged)
+    done = run_staging_cli(
+        stack.workdir, "restore", "--from", str(out), "--stop", "--space", damaged
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
     after = _integrity(stack)
