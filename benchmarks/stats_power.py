@@ -55,8 +55,10 @@ def scenarios() -> dict[str, FloatArray]:
     from scipy.stats import norm
 
     sigma_tail = math.log((base + REGRESSION) / MEDIAN) / float(norm.ppf(0.99))
-    return {"tail": bucket_probs(MEDIAN, sigma_tail), "shift": bucket_probs(MEDIAN, SIGMA,
-                                                                            REGRESSION)}
+    return {
+        "tail": bucket_probs(MEDIAN, sigma_tail),
+        "shift": bucket_probs(MEDIAN, SIGMA, REGRESSION),
+    }
 
 
 def mwu_flags(c_cum: FloatArray, t_cum: FloatArray) -> npt.NDArray[np.bool_]:
@@ -77,12 +79,14 @@ def mwu_flags(c_cum: FloatArray, t_cum: FloatArray) -> npt.NDArray[np.bool_]:
     return np.asarray((p < 1 - MWU_CONFIDENCE) & (z > 0))
 
 
-def flags(c_cum: FloatArray, t_cum: FloatArray, *, sequential: bool = False,
-          tuning_n: float = 1000.0) -> dict[str, npt.NDArray[np.bool_]]:
+def flags(
+    c_cum: FloatArray, t_cum: FloatArray, *, sequential: bool = False, tuning_n: float = 1000.0
+) -> dict[str, npt.NDArray[np.bool_]]:
     """Which replications each method flags as a p99 regression."""
     _, lo, _ = quantile_delta_bounds(BOUNDS, c_cum, t_cum, 0.99, alpha=ALPHA)
-    _, lo_seq, _ = quantile_delta_bounds(BOUNDS, c_cum, t_cum, 0.99, alpha=ALPHA,
-                                         sequential=True, tuning_n=tuning_n)
+    _, lo_seq, _ = quantile_delta_bounds(
+        BOUNDS, c_cum, t_cum, 0.99, alpha=ALPHA, sequential=True, tuning_n=tuning_n
+    )
     est_c = quantile_bounds(BOUNDS, c_cum, 0.99)[0]
     est_t = quantile_bounds(BOUNDS, t_cum, 0.99)[0]
     return {
@@ -103,8 +107,9 @@ def false_positive_single(rng: np.random.Generator, n: int, reps: int) -> dict[s
     return {k: float(v.mean()) for k, v in f.items()}
 
 
-def false_positive_looks(rng: np.random.Generator, looks: int, step: int,
-                         reps: int) -> dict[str, float]:
+def false_positive_looks(
+    rng: np.random.Generator, looks: int, step: int, reps: int
+) -> dict[str, float]:
     """A/A data re-evaluated after every ``step`` new queries per group, ``looks`` times; a
     replication counts as a false positive if any look flags it."""
     probs = bucket_probs(MEDIAN, SIGMA)
@@ -117,8 +122,9 @@ def false_positive_looks(rng: np.random.Generator, looks: int, step: int,
     return out
 
 
-def power_curve(rng: np.random.Generator, treatment: FloatArray, grid: list[int],
-                reps: int) -> dict[str, dict[int, float]]:
+def power_curve(
+    rng: np.random.Generator, treatment: FloatArray, grid: list[int], reps: int
+) -> dict[str, dict[int, float]]:
     control = bucket_probs(MEDIAN, SIGMA)
     curve: dict[str, dict[int, float]] = {}
     for n in grid:
@@ -148,15 +154,18 @@ def main() -> dict[str, Any]:
     result: dict[str, Any] = {
         "setup": {
             "latency": f"lognormal median {MEDIAN * 1000:g} ms sigma {SIGMA} "
-                       f"(p99 {p99(MEDIAN, SIGMA) * 1000:.1f} ms), design.md buckets",
-            "alpha_per_side": ALPHA, "regression_ms": REGRESSION * 1000,
-            "mann_whitney_confidence": MWU_CONFIDENCE, "seed": SEED,
+            f"(p99 {p99(MEDIAN, SIGMA) * 1000:.1f} ms), design.md buckets",
+            "alpha_per_side": ALPHA,
+            "regression_ms": REGRESSION * 1000,
+            "mann_whitney_confidence": MWU_CONFIDENCE,
+            "seed": SEED,
             "reps": {"false_positive": reps_fp, "looks": reps_looks, "power": reps_power},
             "python": platform.python_version(),
         },
         "false_positive_single_look_n2000": false_positive_single(rng, 2000, reps_fp),
         "false_positive_100_looks_step100": false_positive_looks(rng, 100, 100, reps_looks),
-        "power": {}, "n_needed_power_0.8": {},
+        "power": {},
+        "n_needed_power_0.8": {},
     }
     for name, probs in scenarios().items():
         curve = power_curve(rng, probs, grid, reps_power)
@@ -167,24 +176,30 @@ def main() -> dict[str, Any]:
 
 
 def table(r: dict[str, Any]) -> str:
-    methods = [("ours_fixed", "ours, fixed horizon (95 % interval)"),
-               ("ours_sequential", "ours, always-valid (sequential)"),
-               ("point_rule_10ms", "point estimate p99_t - p99_c > 10 ms"),
-               ("mann_whitney_98", "Kayenta-style Mann-Whitney U, 98 %")]
+    methods = [
+        ("ours_fixed", "ours, fixed horizon (95 % interval)"),
+        ("ours_sequential", "ours, always-valid (sequential)"),
+        ("point_rule_10ms", "point estimate p99_t - p99_c > 10 ms"),
+        ("mann_whitney_98", "Kayenta-style Mann-Whitney U, 98 %"),
+    ]
     fp1 = r["false_positive_single_look_n2000"]
     fpl = r["false_positive_100_looks_step100"]
     need = r["n_needed_power_0.8"]
-    lines = ["| method | A/A false positives, 1 look, n=2000 | A/A false positives, 100 looks "
-             "| n/group for 80 % power, +10 ms p99 (tail) | same, +10 ms on every query |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| method | A/A false positives, 1 look, n=2000 | A/A false positives, 100 looks "
+        "| n/group for 80 % power, +10 ms p99 (tail) | same, +10 ms on every query |",
+        "|---|---|---|---|---|",
+    ]
     for key, label in methods:
         looks = fpl["naive_fixed_repeated"] if key == "ours_fixed" else fpl[key]
 
         def fmt_n(v: int | None) -> str:
             return "never (>64000)" if v is None else f"{v:,}"
 
-        lines.append(f"| {label} | {fp1[key]:.3f} | {looks:.3f} | {fmt_n(need['tail'][key])} "
-                     f"| {fmt_n(need['shift'][key])} |")
+        lines.append(
+            f"| {label} | {fp1[key]:.3f} | {looks:.3f} | {fmt_n(need['tail'][key])} "
+            f"| {fmt_n(need['shift'][key])} |"
+        )
     return "\n".join(lines)
 
 

@@ -34,10 +34,20 @@ def main(argv: list[str]) -> int:
         server = start_backfilled(generate(scenario), Path(tmp))
         try:
             command = [
-                sys.executable, "-m", "pytest", str(HERE), "-m", "phase2", "-p", "no:cacheprovider",
-                f"--rollout-prometheus-url={server.url}", f"--rollout-at={END}",
+                sys.executable,
+                "-m",
+                "pytest",
+                str(HERE),
+                "-m",
+                "phase2",
+                "-p",
+                "no:cacheprovider",
+                f"--rollout-prometheus-url={server.url}",
+                f"--rollout-at={END}",
                 f"--rollout-decision-json={out / 'decision.json'}",
-                f"--html={out / 'report.html'}", "--self-contained-html", *extra,
+                f"--html={out / 'report.html'}",
+                "--self-contained-html",
+                *extra,
             ]
             print("$ " + " ".join(command), file=sys.stderr)
             return subprocess.call(command, cwd=HERE.parent)

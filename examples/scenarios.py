@@ -41,15 +41,31 @@ def generate(scenario: str, seed: int = 7) -> str:
                 latency[slow] += 0.060
             observations.append(latency)
             errors.append(rng.binomial(n, ERROR_RATE))
-        writer.histogram("engram_recall_duration_seconds",
-                         {"job": "engram", "group": group, "mode": "blended" if group ==
-                          "treatment" else "episodic"}, times, observations)
+        writer.histogram(
+            "engram_recall_duration_seconds",
+            {
+                "job": "engram",
+                "group": group,
+                "mode": "blended" if group == "treatment" else "episodic",
+            },
+            times,
+            observations,
+        )
         totals = [len(o) for o in observations]
-        writer.counter("engram_recall", {"job": "engram", "group": group, "outcome": "ok"},
-                       times, [t - e for t, e in zip(totals, errors, strict=True)])
-        writer.counter("engram_recall", {"job": "engram", "group": group, "outcome": "error"},
-                       times, errors)
+        writer.counter(
+            "engram_recall",
+            {"job": "engram", "group": group, "outcome": "ok"},
+            times,
+            [t - e for t, e in zip(totals, errors, strict=True)],
+        )
+        writer.counter(
+            "engram_recall", {"job": "engram", "group": group, "outcome": "error"}, times, errors
+        )
         spaces = SPACES[group]
-        writer.gauge("engram_active_spaces", {"job": "engram", "group": group}, times,
-                     rng.integers(spaces - 5, spaces + 5, size=len(times)))
+        writer.gauge(
+            "engram_active_spaces",
+            {"job": "engram", "group": group},
+            times,
+            rng.integers(spaces - 5, spaces + 5, size=len(times)),
+        )
     return writer.render()

@@ -18,8 +18,11 @@ def test_p99_latency_within_10ms_of_control(ab, phase):
 
 
 def test_error_rate_within_0_1pp_of_control(ab, phase):
-    ab.proportion_delta('engram_recall_total{outcome!="ok"}', "engram_recall_total",
-                        margin=phase.threshold("error_rate_delta_margin")).require()
+    ab.proportion_delta(
+        'engram_recall_total{outcome!="ok"}',
+        "engram_recall_total",
+        margin=phase.threshold("error_rate_delta_margin"),
+    ).require()
 
 
 @pytest.mark.abort

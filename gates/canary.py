@@ -22,8 +22,9 @@ def cohort_flag_matches_phase(flags: Any, phase: Any, gate: Any) -> None:
     if expected is None:
         inconclusive(f"[phases.{phase.key}.flags] has no {COHORT_FLAG}: nothing to compare")
     actual = flags.snapshot().get(COHORT_FLAG)
-    gate.observe(metric=f"{COHORT_FLAG} cohort percent", observed=actual, threshold=expected,
-                 unit="%")
+    gate.observe(
+        metric=f"{COHORT_FLAG} cohort percent", observed=actual, threshold=expected, unit="%"
+    )
     assert actual == expected, (
         f"{COHORT_FLAG} is at {actual} % but {phase.key} runs at {expected} %: set it with "
         f"`rollout flags cohort {COHORT_FLAG} {expected:g} --reason '{phase.key}'` and re-run"
@@ -36,12 +37,19 @@ def enough_queries_per_group(prom: Any, phase: Any, rollout: Any, gate: Any) -> 
     query = f"sum by ({cfg.group_label}) (increase({REQUESTS}[{window}]))"
     counts = {s.labels.get(cfg.group_label): s.value for s in prom.vector(query)}
     n = {g: int(counts.get(g, 0)) for g in (cfg.control, cfg.treatment)}
-    gate.observe(metric="recall queries per group", observed=min(n.values()),
-                 threshold=phase.config.min_samples, unit="queries", n=n)
+    gate.observe(
+        metric="recall queries per group",
+        observed=min(n.values()),
+        threshold=phase.config.min_samples,
+        unit="queries",
+        n=n,
+    )
     short = {g: c for g, c in n.items() if c < phase.config.min_samples}
     if short:
-        inconclusive(f"too few queries in the last {window}: {short} (need "
-                     f"{phase.config.min_samples} per group); keep the phase running and re-run")
+        inconclusive(
+            f"too few queries in the last {window}: {short} (need "
+            f"{phase.config.min_samples} per group); keep the phase running and re-run"
+        )
 
 
 def no_sample_ratio_mismatch(ab: Any, phase: Any) -> None:
@@ -61,13 +69,15 @@ def p50_latency_within_margin(ab: Any, phase: Any) -> None:
 
 
 def error_rate_within_margin(ab: Any, phase: Any) -> None:
-    ab.proportion_delta(ERRORS, REQUESTS,
-                        margin=phase.threshold("error_rate_delta_margin")).require()
+    ab.proportion_delta(
+        ERRORS, REQUESTS, margin=phase.threshold("error_rate_delta_margin")
+    ).require()
 
 
 def confidence_within_margin(ab: Any, phase: Any) -> None:
-    ab.mean_delta(CONFIDENCE, margin=phase.threshold("confidence_delta_margin"),
-                  worse="either").require()
+    ab.mean_delta(
+        CONFIDENCE, margin=phase.threshold("confidence_delta_margin"), worse="either"
+    ).require()
 
 
 def abort_on_p99_regression(ab: Any, phase: Any) -> None:
@@ -75,10 +85,12 @@ def abort_on_p99_regression(ab: Any, phase: Any) -> None:
 
 
 def abort_on_error_rate_rise(ab: Any, phase: Any) -> None:
-    ab.proportion_delta(ERRORS, REQUESTS,
-                        margin=phase.threshold("error_rate_delta_abort")).abort_if_worse()
+    ab.proportion_delta(
+        ERRORS, REQUESTS, margin=phase.threshold("error_rate_delta_abort")
+    ).abort_if_worse()
 
 
 def abort_on_confidence_drop(ab: Any, phase: Any) -> None:
-    ab.mean_delta(CONFIDENCE, margin=phase.threshold("confidence_drop_abort"),
-                  worse="lower").abort_if_worse()
+    ab.mean_delta(
+        CONFIDENCE, margin=phase.threshold("confidence_drop_abort"), worse="lower"
+    ).abort_if_worse()

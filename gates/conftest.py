@@ -28,14 +28,19 @@ class Engram:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = self._session.request(method, self.url + path, timeout=self.timeout_s,
-                                             **kwargs)
+            response = self._session.request(
+                method, self.url + path, timeout=self.timeout_s, **kwargs
+            )
         except requests.RequestException as exc:
-            inconclusive(f"memory service {self.url} unreachable ({type(exc).__name__}) on "
-                         f"{method} {path}: check ENGRAM_URL and that the service is up")
+            inconclusive(
+                f"memory service {self.url} unreachable ({type(exc).__name__}) on "
+                f"{method} {path}: check ENGRAM_URL and that the service is up"
+            )
         if response.status_code >= 400:
-            inconclusive(f"memory service answered HTTP {response.status_code} on {method} "
-                         f"{path}: {response.text[:200]}")
+            inconclusive(
+                f"memory service answered HTTP {response.status_code} on {method} "
+                f"{path}: {response.text[:200]}"
+            )
         return response.json()
 
     def health(self) -> Any:
@@ -49,8 +54,11 @@ class Engram:
         return result
 
     def chaos(self, *, latency_ms: float, error_rate: float, duration_s: float) -> Any:
-        return self._call("POST", "/api/v1/admin/chaos", json={
-            "latency_ms": latency_ms, "error_rate": error_rate, "duration_s": duration_s})
+        return self._call(
+            "POST",
+            "/api/v1/admin/chaos",
+            json={"latency_ms": latency_ms, "error_rate": error_rate, "duration_s": duration_s},
+        )
 
     def clear_chaos(self) -> Any:
         return self._call("DELETE", "/api/v1/admin/chaos")
@@ -67,8 +75,10 @@ def engram(rollout: Any) -> Iterator[Engram]:
     """The memory service under rollout: ENGRAM_URL, else ``service_url`` of the environment."""
     url = os.environ.get("ENGRAM_URL") or rollout.env.service_url
     if not url:
-        raise LookupError("no memory service URL: set ENGRAM_URL (python -m staging env prints "
-                          f"it) or service_url in [environments.{rollout.environment}]")
+        raise LookupError(
+            "no memory service URL: set ENGRAM_URL (python -m staging env prints "
+            f"it) or service_url in [environments.{rollout.environment}]"
+        )
     token = os.environ.get("ENGRAM_ADMIN_TOKEN") or os.environ.get("ROLLOUT_FLAGS_TOKEN")
     client = Engram(url, token)
     yield client
@@ -96,9 +106,15 @@ def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     phase = rollout.phase("phase0")
     duration = phase.config.duration_s or 3600.0
     config = SoakConfig(
-        target=url, locustfile=Path(__file__).resolve().parent.parent / "staging" / "locustfile.py",
-        users=10, spawn_rate=10, duration_s=duration, warmup_s=min(duration * 0.1, 600.0),
-        sample_interval_s=1.0, progress_every_s=60.0,
-        prometheus_url=rollout.prometheus_url, prometheus_selector='{job="engram"}',
+        target=url,
+        locustfile=Path(__file__).resolve().parent.parent / "staging" / "locustfile.py",
+        users=10,
+        spawn_rate=10,
+        duration_s=duration,
+        warmup_s=min(duration * 0.1, 600.0),
+        sample_interval_s=1.0,
+        progress_every_s=60.0,
+        prometheus_url=rollout.prometheus_url,
+        prometheus_selector='{job="engram"}',
     )
     return SoakRunner(tmp_path_factory.mktemp("soak")).run(config)

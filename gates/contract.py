@@ -33,8 +33,10 @@ def require_no_episodes_lost(prom: Any, phase: Any, gate: Any) -> None:
     peak = prom.value(f"max_over_time(sum(engram_episodes)[{w}:5s])")
     lost = max(peak - now, 0.0)
     limit = phase.threshold("episodes_lost_max")
-    gate.observe(metric="episodes lost (peak minus now)", observed=lost, threshold=limit,
-                 unit="episodes")
+    gate.observe(
+        metric="episodes lost (peak minus now)", observed=lost, threshold=limit, unit="episodes"
+    )
     assert lost <= limit, (
         f"episode count fell from {peak:.0f} to {now:.0f} in the last {w}: RPO breached — roll "
-        "back (rollback.md) and restore the lost episodes from backup")
+        "back (rollback.md) and restore the lost episodes from backup"
+    )

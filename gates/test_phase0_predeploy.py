@@ -44,21 +44,36 @@ def test_alert_rules_are_loaded(rollout, gate):
     files = sorted(RULES_DIR.glob("*.rules.yml"))
     if not files:
         inconclusive(f"no rendered rule files in {RULES_DIR}: run `rollout render monitoring`")
-    wanted = {rule["alert"] for f in files for group in yaml.safe_load(f.read_text())["groups"]
-              for rule in group["rules"] if "alert" in rule}
+    wanted = {
+        rule["alert"]
+        for f in files
+        for group in yaml.safe_load(f.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
     if not rollout.prometheus_url:
         inconclusive("no Prometheus URL: set ROLLOUT_PROMETHEUS_URL or --rollout-prometheus-url")
     try:
         answer = requests.get(f"{rollout.prometheus_url}/api/v1/rules", timeout=10).json()
     except (requests.RequestException, ValueError) as exc:
         inconclusive(f"cannot list rules from Prometheus: {type(exc).__name__}")
-    loaded = {rule["name"] for group in answer["data"]["groups"] for rule in group["rules"]
-              if rule.get("type") == "alerting"}
+    loaded = {
+        rule["name"]
+        for group in answer["data"]["groups"]
+        for rule in group["rules"]
+        if rule.get("type") == "alerting"
+    }
     missing = sorted(wanted - loaded)
-    gate.observe(metric="alert rules loaded", observed=len(wanted & loaded),
-                 threshold=len(wanted), unit="rules")
-    assert not missing, (f"{len(missing)} alert rules are not loaded in Prometheus: {missing}; "
-                         "add monitoring/prometheus/*.rules.yml to rule_files and reload")
+    gate.observe(
+        metric="alert rules loaded",
+        observed=len(wanted & loaded),
+        threshold=len(wanted),
+        unit="rules",
+    )
+    assert not missing, (
+        f"{len(missing)} alert rules are not loaded in Prometheus: {missing}; "
+        "add monitoring/prometheus/*.rules.yml to rule_files and reload"
+    )
 
 
 def test_integration_remember_then_recall_roundtrip(engram, gate):
@@ -83,5 +98,8 @@ def test_soak_no_crash_restart_or_failures(soak_result, phase, gate):
 
 
 def test_latency_within_5pct_of_baseline(baseline, phase):
-    baseline.check(metrics=("p50 latency", "p99 latency"), window_s=phase.window_s,
-                   margin=phase.threshold("baseline_regression_pct_max") / 100)
+    baseline.check(
+        metrics=("p50 latency", "p99 latency"),
+        window_s=phase.window_s,
+        margin=phase.threshold("baseline_regression_pct_max") / 100,
+    )

@@ -27,10 +27,12 @@ def _window(phase) -> str:
 def test_recall_does_not_use_concepts_yet(prom, flags, phase, gate):
     w = _window(phase)
     treatment = prom.value(
-        f'sum(increase(engram_recall_total{{group="treatment"}}[{w}])) or vector(0)')
+        f'sum(increase(engram_recall_total{{group="treatment"}}[{w}])) or vector(0)'
+    )
     cohort = flags.snapshot().get("blended_recall")
-    gate.observe(metric="blended recalls in shadow", observed=treatment, threshold=0,
-                 unit="queries")
+    gate.observe(
+        metric="blended recalls in shadow", observed=treatment, threshold=0, unit="queries"
+    )
     assert cohort == 0, f"blended_recall is at {cohort} % in shadow mode: set it to 0"
     assert treatment == 0, f"{treatment:.0f} recalls used blended recall during shadow mode"
 
@@ -39,12 +41,17 @@ def test_concepts_and_bindings_are_being_formed(prom, phase, gate):
     w = _window(phase)
     formed = prom.value(f"sum(increase(engram_concepts_formed_total[{w}]))")
     bound = prom.value(f"sum(increase(engram_bindings_created_total[{w}]))")
-    gate.observe(metric="concepts formed in window", observed=formed, threshold=1,
-                 unit="concepts", explanation=f"{formed:.0f} concepts and {bound:.0f} bindings "
-                 f"formed in the last {w}")
+    gate.observe(
+        metric="concepts formed in window",
+        observed=formed,
+        threshold=1,
+        unit="concepts",
+        explanation=f"{formed:.0f} concepts and {bound:.0f} bindings formed in the last {w}",
+    )
     assert formed > 0 and bound > 0, (
         f"shadow mode formed {formed:.0f} concepts and {bound:.0f} bindings in {w}: is "
-        "concept_formation on and are episodes arriving?")
+        "concept_formation on and are episodes arriving?"
+    )
 
 
 def test_concept_formation_p99_under_100ms(prom, phase, gate):
@@ -57,40 +64,59 @@ def test_concept_formation_p99_under_100ms(prom, phase, gate):
     cumulative = [round(c) for _, c in buckets]
     est, lower, upper = quantile_bounds(bounds, cumulative, 0.99, alpha=phase.config.alpha / 2)
     limit = phase.threshold("formation_p99_s_max")
-    gate.observe(metric="formation cycle p99", observed=float(est), threshold=limit, unit="s",
-                 n={"cycles": int(cumulative[-1])}, ci=(float(lower), float(upper)))
+    gate.observe(
+        metric="formation cycle p99",
+        observed=float(est),
+        threshold=limit,
+        unit="s",
+        n={"cycles": int(cumulative[-1])},
+        ci=(float(lower), float(upper)),
+    )
     if float(upper) >= limit and float(est) < limit:
-        inconclusive(f"formation p99 {float(est) * 1000:.1f} ms but its upper bound "
-                     f"{float(upper) * 1000:.1f} ms is not yet under {limit * 1000:.0f} ms: "
-                     f"only {cumulative[-1]} cycles; keep shadow mode running")
+        inconclusive(
+            f"formation p99 {float(est) * 1000:.1f} ms but its upper bound "
+            f"{float(upper) * 1000:.1f} ms is not yet under {limit * 1000:.0f} ms: "
+            f"only {cumulative[-1]} cycles; keep shadow mode running"
+        )
     assert float(upper) < limit, (
         f"formation p99 is {float(est) * 1000:.1f} ms (upper bound {float(upper) * 1000:.1f} "
-        f"ms), over {limit * 1000:.0f} ms: tune the formation cycle before the canary")
+        f"ms), over {limit * 1000:.0f} ms: tune the formation cycle before the canary"
+    )
 
 
 def test_recall_p99_within_5pct_of_baseline(baseline, phase):
-    baseline.check(metrics=("p99 latency",), window_s=phase.window_s,
-                   margin=phase.threshold("recall_p99_regression_pct_max") / 100)
+    baseline.check(
+        metrics=("p99 latency",),
+        window_s=phase.window_s,
+        margin=phase.threshold("recall_p99_regression_pct_max") / 100,
+    )
 
 
 def test_memory_overhead_under_10pct_of_baseline(baseline, phase):
-    baseline.check(metrics=("RSS",), window_s=phase.window_s,
-                   margin=phase.threshold("rss_overhead_pct_max") / 100)
+    baseline.check(
+        metrics=("RSS",),
+        window_s=phase.window_s,
+        margin=phase.threshold("rss_overhead_pct_max") / 100,
+    )
 
 
 def test_cpu_overhead_under_5pct_of_baseline(baseline, phase):
-    baseline.check(metrics=("CPU",), window_s=phase.window_s,
-                   margin=phase.threshold("cpu_overhead_pct_max") / 100)
+    baseline.check(
+        metrics=("CPU",),
+        window_s=phase.window_s,
+        margin=phase.threshold("cpu_overhead_pct_max") / 100,
+    )
 
 
 @pytest.mark.abort
 def test_abort_on_concept_formation_errors(prom, phase, gate):
-    errors = prom.value(
-        f"sum(increase(engram_concept_formation_errors_total[{_window(phase)}]))")
+    errors = prom.value(f"sum(increase(engram_concept_formation_errors_total[{_window(phase)}]))")
     limit = phase.threshold("formation_errors_max")
     gate.observe(metric="formation errors", observed=errors, threshold=limit, unit="errors")
-    assert errors <= limit, (f"{errors:.0f} concept formation cycles failed: roll back shadow "
-                             "mode (concept_formation off) and read the service log")
+    assert errors <= limit, (
+        f"{errors:.0f} concept formation cycles failed: roll back shadow "
+        "mode (concept_formation off) and read the service log"
+    )
 
 
 @pytest.mark.abort
@@ -102,13 +128,21 @@ def _abort_if_proven_over(baseline, phase, gate, metric, threshold):
     limit = phase.threshold(threshold)
     comparison = baseline.compare(window_s=phase.window_s, margin=limit / 100)
     (row,) = [r for r in comparison.rows if r.metric == metric]
-    gate.observe(metric=f"{metric} overhead vs baseline", observed=row.delta_pct, threshold=limit,
-                 unit="%", ci=row.ci_pct, p_value=row.p_value, n=row.n,
-                 explanation=row.explanation)
+    gate.observe(
+        metric=f"{metric} overhead vs baseline",
+        observed=row.delta_pct,
+        threshold=limit,
+        unit="%",
+        ci=row.ci_pct,
+        p_value=row.p_value,
+        n=row.n,
+        explanation=row.explanation,
+    )
     # An abort trigger fires only on proof: "fail" means the overhead is beyond the limit.
     assert row.outcome != "fail", (
         f"{metric} overhead {row.delta_pct:+.1f} % is proven over +{limit:g} %: roll back "
-        "shadow mode (rollout flags rollback --phase phase1 --phase-state)")
+        "shadow mode (rollout flags rollback --phase phase1 --phase-state)"
+    )
 
 
 @pytest.mark.abort

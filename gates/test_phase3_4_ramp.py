@@ -18,10 +18,13 @@ from pytest_rollout import inconclusive
 
 import canary
 
-STEPS = pytest.mark.parametrize("step", [
-    pytest.param("25pct", marks=pytest.mark.phase3, id="25pct"),
-    pytest.param("50pct", marks=pytest.mark.phase4, id="50pct"),
-])
+STEPS = pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param("25pct", marks=pytest.mark.phase3, id="25pct"),
+        pytest.param("50pct", marks=pytest.mark.phase4, id="50pct"),
+    ],
+)
 
 pytestmark = STEPS
 
@@ -93,22 +96,29 @@ def test_abort_when_chaos_drill_does_not_recover(step, engram, flags, phase, gat
     rto_s = phase.threshold("rollback_seconds_max")
     cohort = phase.config.flags.get(canary.COHORT_FLAG)
     if cohort is None or flags.snapshot().get(canary.COHORT_FLAG) != cohort:
-        inconclusive(f"{canary.COHORT_FLAG} is not at the step's {cohort} %: set the step's "
-                     "flags before the drill (see the runbook)")
+        inconclusive(
+            f"{canary.COHORT_FLAG} is not at the step's {cohort} %: set the step's "
+            "flags before the drill (see the runbook)"
+        )
     before = engram.integrity()
-    treatment = [s for s, (_, group) in _probe(engram, PROBE_SPACES).items()
-                 if group == "treatment"][:10]
+    treatment = [
+        s for s, (_, group) in _probe(engram, PROBE_SPACES).items() if group == "treatment"
+    ][:10]
     if not treatment:
-        inconclusive(f"none of {len(PROBE_SPACES)} probe spaces is in the treatment cohort: "
-                     "the drill has nothing to inject into")
+        inconclusive(
+            f"none of {len(PROBE_SPACES)} probe spaces is in the treatment cohort: "
+            "the drill has nothing to inject into"
+        )
     baseline = {s: t for s, (t, _) in _probe(engram, treatment).items()}
     engram.chaos(latency_ms=chaos_s * 1000, error_rate=0.0, duration_s=120)
     try:
         injected = {s: t for s, (t, _) in _probe(engram, treatment).items()}
         slow = [s for s in treatment if injected[s] >= chaos_s * 0.9]
         if not slow:
-            inconclusive("chaos latency did not reach the treatment path: the drill cannot "
-                         "show a recovery; check the chaos API")
+            inconclusive(
+                "chaos latency did not reach the treatment path: the drill cannot "
+                "show a recovery; check the chaos API"
+            )
         rollback_started = time.monotonic()
         flags.set_many({canary.COHORT_FLAG: 0}, reason=f"{phase.key} chaos drill: roll back")
         recovered_after = None
@@ -121,17 +131,24 @@ def test_abort_when_chaos_drill_does_not_recover(step, engram, flags, phase, gat
         engram.clear_chaos()
         flags.set_many({canary.COHORT_FLAG: cohort}, reason=f"{phase.key} chaos drill: restore")
     after = engram.integrity()
-    lost = {s: v["episodes"] - after["spaces"].get(s, {"episodes": 0})["episodes"]
-            for s, v in before["spaces"].items()
-            if after["spaces"].get(s, {"episodes": 0})["episodes"] < v["episodes"]}
-    gate.observe(metric="rollback to recovered latency", observed=recovered_after,
-                 threshold=rto_s, unit="s",
-                 explanation=f"{len(slow)} treatment probe spaces slowed by chaos "
-                 f"(median {statistics.median(injected[s] for s in slow) * 1000:.0f} ms, before "
-                 f"{statistics.median(baseline[s] for s in slow) * 1000:.1f} ms); recovered "
-                 f"{'never' if recovered_after is None else f'{recovered_after:.2f} s'} after "
-                 f"the flag went off")
+    lost = {
+        s: v["episodes"] - after["spaces"].get(s, {"episodes": 0})["episodes"]
+        for s, v in before["spaces"].items()
+        if after["spaces"].get(s, {"episodes": 0})["episodes"] < v["episodes"]
+    }
+    gate.observe(
+        metric="rollback to recovered latency",
+        observed=recovered_after,
+        threshold=rto_s,
+        unit="s",
+        explanation=f"{len(slow)} treatment probe spaces slowed by chaos "
+        f"(median {statistics.median(injected[s] for s in slow) * 1000:.0f} ms, before "
+        f"{statistics.median(baseline[s] for s in slow) * 1000:.1f} ms); recovered "
+        f"{'never' if recovered_after is None else f'{recovered_after:.2f} s'} after "
+        f"the flag went off",
+    )
     assert not lost, f"episodes lost during the drill: {lost} — restore from backup (rollback.md)"
     assert recovered_after is not None and recovered_after <= rto_s, (
         f"treatment latency did not recover within {rto_s:g} s of the rollback "
-        f"(took {recovered_after}); the flag rollback path is too slow — stop the ramp")
+        f"(took {recovered_after}); the flag rollback path is too slow — stop the ramp"
+    )

@@ -39,15 +39,23 @@ def test_error_rate_under_0_1pct_over_the_hold(prom, phase, gate):
     if total < phase.config.min_samples:
         inconclusive(f"only {total:.0f} recalls in the last {w}; need {phase.config.min_samples}")
     limit = phase.threshold("error_rate_max")
-    est = proportion_estimate(min(round(errors), round(total)), round(total),
-                              alpha=phase.config.alpha / 2)
-    gate.observe(metric="recall error rate", observed=est.estimate, threshold=limit, unit="",
-                 n={"all": int(total)}, ci=est.ci,
-                 explanation=f"error rate {est.estimate:.4%} (upper bound {est.ci[1]:.4%}) over "
-                 f"{int(total)} recalls, limit {limit:.2%}")
+    est = proportion_estimate(
+        min(round(errors), round(total)), round(total), alpha=phase.config.alpha / 2
+    )
+    gate.observe(
+        metric="recall error rate",
+        observed=est.estimate,
+        threshold=limit,
+        unit="",
+        n={"all": int(total)},
+        ci=est.ci,
+        explanation=f"error rate {est.estimate:.4%} (upper bound {est.ci[1]:.4%}) over "
+        f"{int(total)} recalls, limit {limit:.2%}",
+    )
     assert est.ci[1] < limit, (
         f"error rate upper bound {est.ci[1]:.4%} is not below {limit:.2%}: do not close the "
-        "rollout; investigate errors by outcome (dashboard: rollout overview)")
+        "rollout; investigate errors by outcome (dashboard: rollout overview)"
+    )
 
 
 def test_no_episodes_lost_over_the_hold(prom, phase, gate):
@@ -55,21 +63,24 @@ def test_no_episodes_lost_over_the_hold(prom, phase, gate):
 
 
 def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):
-    baseline.check(metrics=("p99 latency",), window_s=phase.window_s,
-                   margin=phase.threshold("p99_regression_vs_baseline_pct_max") / 100)
+    baseline.check(
+        metrics=("p99 latency",),
+        window_s=phase.window_s,
+        margin=phase.threshold("p99_regression_vs_baseline_pct_max") / 100,
+    )
 
 
 def test_post_rollout_summary_written(prom, phase, rollout, gate, pytestconfig):
     w = _window(phase)
     figures = {
         "recall p50 (s)": f"histogram_quantile(0.5, sum by (le) (increase("
-                          f"{canary.LATENCY}_bucket[{w}])))",
+        f"{canary.LATENCY}_bucket[{w}])))",
         "recall p99 (s)": f"histogram_quantile(0.99, sum by (le) (increase("
-                          f"{canary.LATENCY}_bucket[{w}])))",
+        f"{canary.LATENCY}_bucket[{w}])))",
         "recalls": f"sum(increase({canary.REQUESTS}[{w}]))",
         "errors": f"sum(increase({canary.ERRORS}[{w}]))",
         "mean confidence": f"sum(increase({canary.CONFIDENCE}_sum[{w}])) / "
-                           f"sum(increase({canary.CONFIDENCE}_count[{w}]))",
+        f"sum(increase({canary.CONFIDENCE}_count[{w}]))",
         "episodes": "sum(engram_episodes)",
         "concepts": "sum(engram_concepts)",
         "bindings": "sum(engram_bindings)",
@@ -94,7 +105,12 @@ def test_post_rollout_summary_written(prom, phase, rollout, gate, pytestconfig):
     ]
     out.write_text("\n".join(lines) + "\n")
     (out.with_suffix(".json")).write_text(json.dumps(values, indent=2, sort_keys=True))
-    gate.observe(metric="post-rollout summary figures", observed=len(values),
-                 threshold=len(figures), unit="figures", explanation=f"written to {out}")
+    gate.observe(
+        metric="post-rollout summary figures",
+        observed=len(values),
+        threshold=len(figures),
+        unit="figures",
+        explanation=f"written to {out}",
+    )
     assert all(math.isfinite(v) for v in values.values())
     assert out.read_text().count("\n|") >= len(figures)

@@ -140,8 +140,10 @@ class Comparison:
 
     def _advice(self) -> str:
         if self.kind == "srm":
-            return ("fix cohort assignment or logging before trusting any other comparison; "
-                    "hold the rollout")
+            return (
+                "fix cohort assignment or logging before trusting any other comparison; "
+                "hold the rollout"
+            )
         return "hold the canary and investigate the treatment path"
 
     def _observe(self, role: str) -> None:
@@ -149,21 +151,40 @@ class Comparison:
             return
         r = self.result
         if isinstance(r, SampleRatio):
-            self.gate.observe(metric=self.metric, observed=r.chi2, threshold=SRM_ALPHA,
-                              unit="", n=r.n, p_value=r.p_value, explanation=r.explanation)
+            self.gate.observe(
+                metric=self.metric,
+                observed=r.chi2,
+                threshold=SRM_ALPHA,
+                unit="",
+                n=r.n,
+                p_value=r.p_value,
+                explanation=r.explanation,
+            )
             return
         signed = {"higher": r.margin, "lower": -r.margin}.get(r.worse, r.margin)
         p = r.p_beyond if role == "abort" else r.p_within
-        self.gate.observe(metric=self.metric, observed=r.estimate, threshold=signed,
-                          unit=r.delta.unit, n=r.n, p_value=p, ci=r.ci,
-                          explanation=r.explanation)
+        self.gate.observe(
+            metric=self.metric,
+            observed=r.estimate,
+            threshold=signed,
+            unit=r.delta.unit,
+            n=r.n,
+            p_value=p,
+            ci=r.ci,
+            explanation=r.explanation,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Numbers and queries for the decision record and the report (JSON-friendly)."""
         out: dict[str, Any] = {
-            "kind": self.kind, "metric": self.metric, "verdict": self.verdict.value,
-            "n": self.n, "p_value": _finite(self.p_value), "explanation": self.explanation,
-            "queries": list(self.queries), "min_samples": self.min_samples,
+            "kind": self.kind,
+            "metric": self.metric,
+            "verdict": self.verdict.value,
+            "n": self.n,
+            "p_value": _finite(self.p_value),
+            "explanation": self.explanation,
+            "queries": list(self.queries),
+            "min_samples": self.min_samples,
         }
         r = self.result
         if isinstance(r, SampleRatio):
@@ -171,14 +192,25 @@ class Comparison:
         else:
             d = r.delta
             out.update(
-                statistic=d.statistic, unit=d.unit, estimate=_finite(d.estimate),
-                ci=[_finite(d.ci[0]), _finite(d.ci[1])], level=d.level, margin=r.margin,
-                worse=r.worse, p_within=r.p_within, p_beyond=r.p_beyond,
-                n_needed=r.n_needed, alpha_per_side=d.alpha, sequential=d.sequential,
+                statistic=d.statistic,
+                unit=d.unit,
+                estimate=_finite(d.estimate),
+                ci=[_finite(d.ci[0]), _finite(d.ci[1])],
+                level=d.level,
+                margin=r.margin,
+                worse=r.worse,
+                p_within=r.p_within,
+                p_beyond=r.p_beyond,
+                n_needed=r.n_needed,
+                alpha_per_side=d.alpha,
+                sequential=d.sequential,
                 groups={
-                    name: {"estimate": _finite(g.estimate),
-                           "ci": [_finite(g.ci[0]), _finite(g.ci[1])], "n": g.n,
-                           "resolution": _finite(g.resolution)}
+                    name: {
+                        "estimate": _finite(g.estimate),
+                        "ci": [_finite(g.ci[0]), _finite(g.ci[1])],
+                        "n": g.n,
+                        "resolution": _finite(g.resolution),
+                    }
                     for name, g in (("control", d.control), ("treatment", d.treatment))
                 },
             )
@@ -199,7 +231,7 @@ def split_selector(selector: str) -> tuple[str, str]:
     because the group label and ``increase()`` are added around them."""
     m = _SELECTOR.match(selector)
     if not m:
-        raise ValueError(f"expected a metric selector like name{{label=\"v\"}}, got {selector!r}")
+        raise ValueError(f'expected a metric selector like name{{label="v"}}, got {selector!r}')
     return m.group(1), (m.group(2) or "").strip().rstrip(",")
 
 
@@ -217,8 +249,10 @@ class AB:
         name, matchers = split_selector(metric)
         s = self.settings
         if re.search(rf"(^|[,\s]){re.escape(s.group_label)}\s*(=|!=|=~|!~)", matchers):
-            raise ValueError(f"{metric!r} already selects on {s.group_label!r}; the ab fixture "
-                             "adds the cohort label itself")
+            raise ValueError(
+                f"{metric!r} already selects on {s.group_label!r}; the ab fixture "
+                "adds the cohort label itself"
+            )
         group = f'{s.group_label}=~"{re.escape(s.control)}|{re.escape(s.treatment)}"'
         inner = f"{matchers}, {group}" if matchers else group
         return f"{name}{suffix}{{{inner}}}"
@@ -250,11 +284,13 @@ class AB:
             by_group[g][float(sample.labels["le"])] = float(sample.value)
         for g, buckets in by_group.items():
             if not buckets:
-                inconclusive(f"no {metric} histogram data for {s.group_label}={g!r} in the last "
-                             f"{s.window}: {query}")
+                inconclusive(
+                    f"no {metric} histogram data for {s.group_label}={g!r} in the last "
+                    f"{s.window}: {query}"
+                )
         bounds = sorted(set(by_group[s.control]) | set(by_group[s.treatment]))
         if not bounds or not math.isinf(bounds[-1]):
-            inconclusive(f"{metric} has no le=\"+Inf\" bucket: {query}")
+            inconclusive(f'{metric} has no le="+Inf" bucket: {query}')
         if set(by_group[s.control]) != set(by_group[s.treatment]):
             inconclusive(f"{metric}: control and treatment use different buckets: {query}")
         # increase() extrapolates, so counts are fractional; the statistics need whole counts.
@@ -264,8 +300,9 @@ class AB:
             cum[g] = [running := max(running, float(round(buckets[b]))) for b in bounds]
         for g, counts in cum.items():
             if counts[-1] <= 0:
-                inconclusive(f"no {metric} observations for {s.group_label}={g!r} in the last "
-                             f"{s.window}")
+                inconclusive(
+                    f"no {metric} observations for {s.group_label}={g!r} in the last {s.window}"
+                )
         return bounds, cum, query
 
     # -- comparisons -----------------------------------------------------------------------
@@ -277,21 +314,44 @@ class AB:
         s = self.settings
         bounds, cum, query = self._histogram(metric)
         result = compare_quantiles(
-            bounds, cum[s.control], cum[s.treatment], q, margin, worse=worse,
-            alpha=s.alpha_per_side, sequential=s.sequential, tuning_n=self._tuning_n(),
-            min_n=s.min_samples, power=s.power,
+            bounds,
+            cum[s.control],
+            cum[s.treatment],
+            q,
+            margin,
+            worse=worse,
+            alpha=s.alpha_per_side,
+            sequential=s.sequential,
+            tuning_n=self._tuning_n(),
+            min_n=s.min_samples,
+            power=s.power,
         )
         per_c = _per_bucket(cum[s.control])
         per_t = _per_bucket(cum[s.treatment])
         mw = mann_whitney_binned(per_c, per_t)
-        ref = {"mann_whitney": {"u": _finite(mw.u), "p_value": _finite(mw.p_value),
-                                "prob_treatment_higher": _finite(mw.prob_treatment_higher),
-                                "explanation": mw.explanation}}
-        return self._record(Comparison(
-            "quantile_delta", f"{metric} {quantile_name(q)} delta", result, (query,),
-            s.min_samples, ref, self.gate),
-            lambda r: f"histogram_quantile({q}, sum by (le, {s.group_label}) "
-                      f"(rate({self._selector(metric, '_bucket')}[{r}])))")
+        ref = {
+            "mann_whitney": {
+                "u": _finite(mw.u),
+                "p_value": _finite(mw.p_value),
+                "prob_treatment_higher": _finite(mw.prob_treatment_higher),
+                "explanation": mw.explanation,
+            }
+        }
+        return self._record(
+            Comparison(
+                "quantile_delta",
+                f"{metric} {quantile_name(q)} delta",
+                result,
+                (query,),
+                s.min_samples,
+                ref,
+                self.gate,
+            ),
+            lambda r: (
+                f"histogram_quantile({q}, sum by (le, {s.group_label}) "
+                f"(rate({self._selector(metric, '_bucket')}[{r}])))"
+            ),
+        )
 
     def proportion_delta(
         self, numerator: str, denominator: str, *, margin: float, worse: str = "higher"
@@ -304,24 +364,42 @@ class AB:
         den = self._per_group(q_den)
         for g in (s.control, s.treatment):
             if round(den[g]) <= 0:
-                inconclusive(f"no {denominator} for {s.group_label}={g!r} in the last "
-                             f"{s.window}: {q_den}")
+                inconclusive(
+                    f"no {denominator} for {s.group_label}={g!r} in the last {s.window}: {q_den}"
+                )
         x = {g: min(float(round(num[g])), float(round(den[g]))) for g in den}
         n = {g: float(round(den[g])) for g in den}
         result = compare_proportions(
-            x[s.control], n[s.control], x[s.treatment], n[s.treatment], margin, worse=worse,
-            alpha=s.alpha_per_side, sequential=s.sequential, tuning_n=self._tuning_n(),
-            min_n=s.min_samples, power=s.power, statistic="rate",
+            x[s.control],
+            n[s.control],
+            x[s.treatment],
+            n[s.treatment],
+            margin,
+            worse=worse,
+            alpha=s.alpha_per_side,
+            sequential=s.sequential,
+            tuning_n=self._tuning_n(),
+            min_n=s.min_samples,
+            power=s.power,
+            statistic="rate",
         )
-        return self._record(Comparison(
-            "proportion_delta", f"{numerator} / {denominator} rate delta",
-            result, (q_num, q_den), s.min_samples, {}, self.gate),
-            lambda r: f"{self._rate(self._selector(numerator), r)} / "
-                      f"{self._rate(self._selector(denominator), r)}")
+        return self._record(
+            Comparison(
+                "proportion_delta",
+                f"{numerator} / {denominator} rate delta",
+                result,
+                (q_num, q_den),
+                s.min_samples,
+                {},
+                self.gate,
+            ),
+            lambda r: (
+                f"{self._rate(self._selector(numerator), r)} / "
+                f"{self._rate(self._selector(denominator), r)}"
+            ),
+        )
 
-    def mean_delta(
-        self, metric: str, *, margin: float, worse: str = "higher"
-    ) -> Comparison:
+    def mean_delta(self, metric: str, *, margin: float, worse: str = "higher") -> Comparison:
         """Treatment minus control mean of a histogram (``_sum / _count``, variance from the
         buckets); ``worse="either"`` asks for two-sided equivalence within +-margin."""
         s = self.settings
@@ -332,15 +410,31 @@ class AB:
             g: histogram_moments(bounds, cum[g], sums[g]) for g in (s.control, s.treatment)
         }
         result = compare_means(
-            groups[s.control], groups[s.treatment], margin, worse=worse, alpha=s.alpha_per_side,
-            sequential=s.sequential, tuning_n=self._tuning_n(), min_n=s.min_samples,
+            groups[s.control],
+            groups[s.treatment],
+            margin,
+            worse=worse,
+            alpha=s.alpha_per_side,
+            sequential=s.sequential,
+            tuning_n=self._tuning_n(),
+            min_n=s.min_samples,
             power=s.power,
         )
-        return self._record(Comparison(
-            "mean_delta", f"{metric} mean delta", result, (q_buckets, q_sum), s.min_samples, {},
-            self.gate),
-            lambda r: f"{self._rate(self._selector(metric, '_sum'), r)} / "
-                      f"{self._rate(self._selector(metric, '_count'), r)}")
+        return self._record(
+            Comparison(
+                "mean_delta",
+                f"{metric} mean delta",
+                result,
+                (q_buckets, q_sum),
+                s.min_samples,
+                {},
+                self.gate,
+            ),
+            lambda r: (
+                f"{self._rate(self._selector(metric, '_sum'), r)} / "
+                f"{self._rate(self._selector(metric, '_count'), r)}"
+            ),
+        )
 
     def srm(self, metric: str, *, expected: Mapping[str, float]) -> Comparison:
         """Sample ratio mismatch of units per group (a gauge like active spaces, or a counter's
@@ -356,15 +450,18 @@ class AB:
         observed = self._per_group(query)
         missing = set(expected) - {s.control, s.treatment}
         if missing:
-            raise ValueError(f"expected names unknown groups {sorted(missing)}; "
-                             f"use {s.control!r} and {s.treatment!r}")
+            raise ValueError(
+                f"expected names unknown groups {sorted(missing)}; "
+                f"use {s.control!r} and {s.treatment!r}"
+            )
         if sum(observed.values()) <= 0:
             inconclusive(f"no {metric} units in either group: {query}")
         result = sample_ratio_mismatch(observed, expected)
         # A counter's units per group over time are its rate; a gauge is plotted as it is.
-        return self._record(Comparison("srm", f"{metric} sample ratio", result, (query,), 0,
-                                       {}, self.gate),
-                            lambda r: self._rate(sel, r) if counter else query)
+        return self._record(
+            Comparison("srm", f"{metric} sample ratio", result, (query,), 0, {}, self.gate),
+            lambda r: self._rate(sel, r) if counter else query,
+        )
 
     def _tuning_n(self) -> float:
         return float(self.settings.tuning_n or max(self.settings.min_samples, 100))
@@ -407,11 +504,13 @@ class AB:
         from pytest_rollout.report.series import fetch_series
 
         s = self.settings
-        fetched = fetch_series(cast("PromQuery", self.prom), query, s.group_label, window_s,
-                               step_s)
+        fetched = fetch_series(cast("PromQuery", self.prom), query, s.group_label, window_s, step_s)
         # The report pairs "control" and "treatment" (the delta panel), whatever the label values.
-        series = {role: fetched[value] for role, value in
-                  (("control", s.control), ("treatment", s.treatment)) if fetched.get(value)}
+        series = {
+            role: fetched[value]
+            for role, value in (("control", s.control), ("treatment", s.treatment))
+            if fetched.get(value)
+        }
         if not series:
             return
         self.gate.series = series

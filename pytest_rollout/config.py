@@ -109,9 +109,7 @@ class RolloutConfig:
         if name in self.thresholds:
             return self.thresholds[name]
         where = f"[phases.{phase}.thresholds] or [thresholds]" if phase else "[thresholds]"
-        raise ConfigError(
-            f"{self.source}: threshold {name!r} is not defined; add it to {where}"
-        )
+        raise ConfigError(f"{self.source}: threshold {name!r} is not defined; add it to {where}")
 
 
 # ---------------------------------------------------------------------------------------------

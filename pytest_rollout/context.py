@@ -103,7 +103,9 @@ class RolloutContext:
                 )
             env = self.env
             settings = PromSettings.from_env(
-                self.prometheus_url, timeout_s=env.timeout_s, retries=env.retries,
+                self.prometheus_url,
+                timeout_s=env.timeout_s,
+                retries=env.retries,
                 max_staleness_s=env.max_staleness_s,
             )
             self._source = PrometheusSource(settings, self.at)
@@ -132,9 +134,12 @@ class RolloutContext:
             # Same precedence as `rollout flags`: the environment variable, then rollout.toml.
             audit = os.environ.get("ROLLOUT_FLAGS_AUDIT_LOG") or self.env.audit_log
             self._flags = open_controller(
-                self.flags_uri, audit_log=Path(audit) if audit else None,
-                actor=str(self.describe()["operator"]), environment=self.environment,
-                phase=None, run_id=self.run_id,
+                self.flags_uri,
+                audit_log=Path(audit) if audit else None,
+                actor=str(self.describe()["operator"]),
+                environment=self.environment,
+                phase=None,
+                run_id=self.run_id,
             )
         return self._flags
 
@@ -144,8 +149,11 @@ class RolloutContext:
 
         return {
             "prometheus_url": redact_url(self.prometheus_url) if self.prometheus_url else None,
-            "operator": os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
-            or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown",
+            "operator": os.environ.get("GITHUB_ACTOR")
+            or os.environ.get("GITLAB_USER_LOGIN")
+            or os.environ.get("USER")
+            or os.environ.get("LOGNAME")
+            or "unknown",
             "ci": bool(os.environ.get("CI")),
             "run_id": self.run_id,
             "flags": self.flags_display if self.flags_uri else None,

@@ -58,8 +58,9 @@ def decide(gates: Sequence[GateResult]) -> tuple[Decision, str]:
         parts = [f"{n} {words.get(o, o)}" for o, n in sorted(counts.items())]
         noun = "gate" if len(gates) == 1 else "gates"
         return Decision.HOLD, f"{', '.join(parts)} of {len(gates)} {noun}: {_list(blocking)}"
-    return Decision.GO, "the only gate passed" if len(gates) == 1 else \
-        f"all {len(gates)} gates passed"
+    return Decision.GO, "the only gate passed" if len(
+        gates
+    ) == 1 else f"all {len(gates)} gates passed"
 
 
 def _list(gates: Sequence[GateResult], most: int = 3) -> str:

@@ -39,9 +39,11 @@ def _flags(state: Mapping[str, bool | float]) -> str:
 
 
 def phases_table(config: RolloutConfig) -> str:
-    rows = ["| phase | name | duration | window | cohort | min samples / group | alpha | "
-            "sequential | flags | rollback to |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| phase | name | duration | window | cohort | min samples / group | alpha | "
+        "sequential | flags | rollback to |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, phase in config.phases.items():
         duration = format_duration(phase.duration_s) if phase.duration_s else "—"
         cohort = f"{phase.cohort_percent:g} %" if phase.cohort_percent is not None else "—"
@@ -49,7 +51,8 @@ def phases_table(config: RolloutConfig) -> str:
             f"| `{key}` | {phase.name} | {duration} | {format_duration(phase.window_s)} | "
             f"{cohort} | {phase.min_samples} | {phase.alpha:g} | "
             f"{'yes' if phase.sequential else 'no'} | {_flags(phase.flags)} | "
-            f"{_flags(phase.rollback)} |")
+            f"{_flags(phase.rollback)} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -61,15 +64,23 @@ def thresholds_table(config: RolloutConfig, phase_key: str) -> str:
 
 
 def environments_table(config: RolloutConfig) -> str:
-    rows = ["| environment | Prometheus | flags | timeout | max staleness | phase overrides |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| environment | Prometheus | flags | timeout | max staleness | phase overrides |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, env in config.environments.items():
-        overrides = "; ".join(
-            f"{key}: " + ", ".join(_override(k, v) for k, v in values.items())
-            for key, values in env.phase_overrides.items()) or "—"
-        rows.append(f"| `{name}` | {env.prometheus_url or 'from ROLLOUT_PROMETHEUS_URL'} | "
-                    f"{env.flags or 'from ROLLOUT_FLAGS'} | {format_duration(env.timeout_s)} | "
-                    f"{format_duration(env.max_staleness_s)} | {overrides} |")
+        overrides = (
+            "; ".join(
+                f"{key}: " + ", ".join(_override(k, v) for k, v in values.items())
+                for key, values in env.phase_overrides.items()
+            )
+            or "—"
+        )
+        rows.append(
+            f"| `{name}` | {env.prometheus_url or 'from ROLLOUT_PROMETHEUS_URL'} | "
+            f"{env.flags or 'from ROLLOUT_FLAGS'} | {format_duration(env.timeout_s)} | "
+            f"{format_duration(env.max_staleness_s)} | {overrides} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -89,8 +100,10 @@ def render(name: str, config: RolloutConfig) -> str:
         return environments_table(config)
     if name in config.phases:
         return thresholds_table(config, name)
-    raise KeyError(f"unknown rollout-table {name!r}: use phases, environments or a phase key "
-                   f"({', '.join(config.phases)})")
+    raise KeyError(
+        f"unknown rollout-table {name!r}: use phases, environments or a phase key "
+        f"({', '.join(config.phases)})"
+    )
 
 
 def sync(doc: str, config: RolloutConfig) -> str:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0,
-          "y": 31536000.0}
+_UNITS = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+    "y": 31536000.0,
+}
 # A window reaching before 1970 breaks every timestamp computed from it.
 MAX_DURATION_S = 100 * 31536000.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -24,7 +31,8 @@ def parse_duration(text: str) -> float:
         pos = match.end()
     if pos == 0 or pos != len(stripped):
         raise ValueError(
-            f"bad duration {text!r}: use a number and unit, e.g. '30s', '5m', '1h', '7d'")
+            f"bad duration {text!r}: use a number and unit, e.g. '30s', '5m', '1h', '7d'"
+        )
     if total <= 0:
         raise ValueError(f"bad duration {text!r}: must be longer than zero")
     if total > MAX_DURATION_S:  # also catches inf from a digit string too long for a float

@@ -13,17 +13,47 @@ from numpy.typing import NDArray
 
 # The latency buckets of the metric contract (design.md), in seconds.
 LATENCY_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008, 0.01, 0.0125, 0.015,
-    0.0175, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07, 0.08, 0.1, 0.125, 0.15,
-    0.2, 0.3, 0.5, 1.0, 2.5,
+    0.0005,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0065,
+    0.008,
+    0.01,
+    0.0125,
+    0.015,
+    0.0175,
+    0.02,
+    0.025,
+    0.03,
+    0.035,
+    0.04,
+    0.045,
+    0.05,
+    0.06,
+    0.07,
+    0.08,
+    0.1,
+    0.125,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+    2.5,
 )
 
 
 def _labels(labels: Mapping[str, str]) -> str:
     if not labels:
         return ""
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for k, v in sorted(labels.items()))
+    escaped = (
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in sorted(labels.items())
+    )
     return "{" + ",".join(escaped) + "}"
 
 
@@ -42,14 +72,20 @@ class OpenMetricsWriter:
             self._families[name] = (kind, [])
         return self._families[name][1]
 
-    def gauge(self, name: str, labels: Mapping[str, str], times: Sequence[float],
-              values: Iterable[float]) -> None:
+    def gauge(
+        self, name: str, labels: Mapping[str, str], times: Sequence[float], values: Iterable[float]
+    ) -> None:
         lines = self._family(name, "gauge")
         for t, v in zip(times, values, strict=True):
             lines.append(f"{name}{_labels(labels)} {float(v)!r} {int(t)}")
 
-    def counter(self, name: str, labels: Mapping[str, str], times: Sequence[float],
-                increments: Iterable[float]) -> None:
+    def counter(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        times: Sequence[float],
+        increments: Iterable[float],
+    ) -> None:
         """A counter from per-step increments (cumulated here)."""
         lines = self._family(name, "counter")
         total = 0.0
@@ -57,9 +93,14 @@ class OpenMetricsWriter:
             total += float(inc)
             lines.append(f"{name}_total{_labels(labels)} {total!r} {int(t)}")
 
-    def histogram(self, name: str, labels: Mapping[str, str], times: Sequence[float],
-                  observations: Sequence[NDArray[np.float64]],
-                  buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+    def histogram(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        times: Sequence[float],
+        observations: Sequence[NDArray[np.float64]],
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+    ) -> None:
         """A histogram from the raw observations of each step (cumulated here)."""
         lines = self._family(name, "histogram")
         bounds = np.array([*buckets, float("inf")])

@@ -73,28 +73,62 @@ def _instant_option(value: str) -> float:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rollout", "progressive rollout gates (pytest-rollout)")
-    group.addoption(OPT_CONFIG, dest="rollout_config", metavar="PATH",
-                    help="rollout.toml (default: rollout.toml or gates/rollout.toml in rootdir, "
-                    "or [tool.pytest_rollout] in pyproject.toml). ini: rollout_config")
-    group.addoption(OPT_ENV, dest="rollout_env", metavar="NAME",
-                    help=f"environment profile in rollout.toml. env: {ENV_ENV}; ini: rollout_env")
-    group.addoption(OPT_PROMETHEUS_URL, dest="rollout_prometheus_url", metavar="URL",
-                    help="PromQL HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics). "
-                    f"env: {ENV_PROMETHEUS_URL}; credentials only from ROLLOUT_PROMETHEUS_TOKEN, "
-                    "ROLLOUT_PROMETHEUS_USER/PASSWORD, ROLLOUT_PROMETHEUS_CA_BUNDLE")
-    group.addoption(OPT_AT, dest="rollout_at", metavar="TIME", type=_instant_option,
-                    help="evaluate as of this instant (RFC 3339 or unix seconds); default: now, "
-                    "pinned once per run. Re-use a report's value to reproduce its decision")
-    group.addoption(OPT_WINDOW, dest="rollout_window", metavar="DURATION", type=_duration_option,
-                    help="override every phase's evaluation window, e.g. 30m or 7d")
-    group.addoption(OPT_DECISION_JSON, dest="rollout_decision_json", metavar="PATH",
-                    help="write the decision record (JSON, with sha256 digest) here")
-    group.addoption(OPT_FLAGS, dest="rollout_flags", metavar="URI",
-                    help="flag backend, e.g. flagd-file:flags.json or http://host:port. "
-                    f"env: {ENV_FLAGS}; ini: rollout_flags")
-    group.addoption(OPT_ON_ABORT, dest="rollout_on_abort", choices=("none", "rollback"),
-                    default=None, help="on ABORT, run the phase's rollback and record it "
-                    "(default: none)")
+    group.addoption(
+        OPT_CONFIG,
+        dest="rollout_config",
+        metavar="PATH",
+        help="rollout.toml (default: rollout.toml or gates/rollout.toml in rootdir, "
+        "or [tool.pytest_rollout] in pyproject.toml). ini: rollout_config",
+    )
+    group.addoption(
+        OPT_ENV,
+        dest="rollout_env",
+        metavar="NAME",
+        help=f"environment profile in rollout.toml. env: {ENV_ENV}; ini: rollout_env",
+    )
+    group.addoption(
+        OPT_PROMETHEUS_URL,
+        dest="rollout_prometheus_url",
+        metavar="URL",
+        help="PromQL HTTP API (Prometheus, Thanos, Mimir, VictoriaMetrics). "
+        f"env: {ENV_PROMETHEUS_URL}; credentials only from ROLLOUT_PROMETHEUS_TOKEN, "
+        "ROLLOUT_PROMETHEUS_USER/PASSWORD, ROLLOUT_PROMETHEUS_CA_BUNDLE",
+    )
+    group.addoption(
+        OPT_AT,
+        dest="rollout_at",
+        metavar="TIME",
+        type=_instant_option,
+        help="evaluate as of this instant (RFC 3339 or unix seconds); default: now, "
+        "pinned once per run. Re-use a report's value to reproduce its decision",
+    )
+    group.addoption(
+        OPT_WINDOW,
+        dest="rollout_window",
+        metavar="DURATION",
+        type=_duration_option,
+        help="override every phase's evaluation window, e.g. 30m or 7d",
+    )
+    group.addoption(
+        OPT_DECISION_JSON,
+        dest="rollout_decision_json",
+        metavar="PATH",
+        help="write the decision record (JSON, with sha256 digest) here",
+    )
+    group.addoption(
+        OPT_FLAGS,
+        dest="rollout_flags",
+        metavar="URI",
+        help="flag backend, e.g. flagd-file:flags.json or http://host:port. "
+        f"env: {ENV_FLAGS}; ini: rollout_flags",
+    )
+    group.addoption(
+        OPT_ON_ABORT,
+        dest="rollout_on_abort",
+        choices=("none", "rollback"),
+        default=None,
+        help="on ABORT, run the phase's rollback and record it (default: none)",
+    )
     parser.addini("rollout_config", "path of rollout.toml", default="")
     parser.addini("rollout_env", "environment profile in rollout.toml", default="")
     parser.addini("rollout_prometheus_url", "PromQL HTTP API URL", default="")
@@ -130,17 +164,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for key in dict.fromkeys([*DEFAULT_PHASES, *rollout_config.phases]):
         phase = rollout_config.phase(key)
-        config.addinivalue_line("markers", f"{key}: rollout gate of {key} ({phase.name}): "
-                                f"{phase.description}")
-    config.addinivalue_line("markers", "abort: this gate is an abort trigger: if it fails, the "
-                            "phase decision is ABORT and the rollout must be rolled back")
+        config.addinivalue_line(
+            "markers", f"{key}: rollout gate of {key} ({phase.name}): {phase.description}"
+        )
+    config.addinivalue_line(
+        "markers",
+        "abort: this gate is an abort trigger: if it fails, the "
+        "phase decision is ABORT and the rollout must be rolled back",
+    )
 
     environment = _setting(config, "rollout_env", ENV_ENV) or rollout_config.default_environment
-    if environment and rollout_config.environments and \
-            environment not in rollout_config.environments:
+    if (
+        environment
+        and rollout_config.environments
+        and environment not in rollout_config.environments
+    ):
         known = ", ".join(sorted(rollout_config.environments))
-        raise pytest.UsageError(f"pytest-rollout: {OPT_ENV}={environment!r} is not an "
-                                f"environment in {rollout_config.source} (known: {known})")
+        raise pytest.UsageError(
+            f"pytest-rollout: {OPT_ENV}={environment!r} is not an "
+            f"environment in {rollout_config.source} (known: {known})"
+        )
     env_cfg = rollout_config.environments.get(environment or "")
 
     workerinput = getattr(config, "workerinput", None)
@@ -189,8 +232,9 @@ def _phase_of(item: pytest.Item, context: RolloutContext) -> str | None:
     for marker in item.iter_markers():
         if marker.name in known:
             if marker.args or marker.kwargs:
-                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{marker.name} takes no "
-                                        "arguments")
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.{marker.name} takes no arguments"
+                )
             return marker.name
     return None
 
@@ -207,8 +251,9 @@ def _kind_of(item: pytest.Item) -> str:
 def _gate_of(item: pytest.Item) -> GateRecord:
     if gate_key not in item.stash:
         context = item.config.stash[context_key]
-        item.stash[gate_key] = GateRecord(nodeid=item.nodeid, kind=_kind_of(item),
-                                          phase=_phase_of(item, context))
+        item.stash[gate_key] = GateRecord(
+            nodeid=item.nodeid, kind=_kind_of(item), phase=_phase_of(item, context)
+        )
     return item.stash[gate_key]
 
 
@@ -250,7 +295,8 @@ def _outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[st
     if excinfo is not None:
         text = _first_line(str(excinfo.value))
         where = {"setup": "setting up", "call": "running", "teardown": "tearing down"}.get(
-            report.when, report.when)
+            report.when, report.when
+        )
         return "error", f"error while {where} the gate: {type(excinfo.value).__name__}: {text}"
     return "error", f"{report.when} failed"
 
@@ -277,8 +323,14 @@ def pytest_runtest_makereport(
     if merged is None or _merge_wins(merged[0], report.when, outcome):
         merged = (outcome, reason)
         item.stash[outcome_key] = merged
-    payload = {"when": report.when, "kind": gate.kind, "phase": gate.phase,
-               "outcome": merged[0], "reason": merged[1], "record": gate.to_dict()}
+    payload = {
+        "when": report.when,
+        "kind": gate.kind,
+        "phase": gate.phase,
+        "outcome": merged[0],
+        "reason": merged[1],
+        "record": gate.to_dict(),
+    }
     # user_properties survive xdist serialisation; the controller reads them back.
     report.user_properties.append((USER_PROPERTY, json.dumps(payload)))
     return report
@@ -298,8 +350,12 @@ def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
     payload = gate_payload(report)
-    if payload and payload["outcome"] == "inconclusive" and report.when in ("setup", "call") \
-            and report.failed:
+    if (
+        payload
+        and payload["outcome"] == "inconclusive"
+        and report.when in ("setup", "call")
+        and report.failed
+    ):
         return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
     return None
 
@@ -325,8 +381,10 @@ def phase(request: pytest.FixtureRequest, rollout: RolloutContext) -> PhaseView:
     """Settings of the phase this gate is marked with (window, min samples, thresholds)."""
     key = _phase_of(request.node, rollout)
     if key is None:
-        raise LookupError(f"{request.node.nodeid} has no phase marker; add e.g. "
-                          "@pytest.mark.phase2 (or pytestmark = pytest.mark.phase2)")
+        raise LookupError(
+            f"{request.node.nodeid} has no phase marker; add e.g. "
+            "@pytest.mark.phase2 (or pytestmark = pytest.mark.phase2)"
+        )
     return rollout.phase(key)
 
 
@@ -366,7 +424,10 @@ def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> Any:
 
 @pytest.fixture
 def ab(
-    request: pytest.FixtureRequest, prom: PromQuery, gate: GateRecord, phase: PhaseView,
+    request: pytest.FixtureRequest,
+    prom: PromQuery,
+    gate: GateRecord,
+    phase: PhaseView,
     rollout: RolloutContext,
 ) -> Any:
     """A/B comparisons of treatment against control over the phase's window."""
@@ -378,14 +439,24 @@ def ab(
     if phase.config.holm:
         # Holm's first step (alpha / k) over the phase's A/B gates: each gate runs alone and
         # cannot see the others' p-values. Every xdist worker collects all items, so k agrees.
-        family = max(1, sum(
-            1 for item in request.session.items
-            if "ab" in getattr(item, "fixturenames", ()) and _phase_of(item, rollout) == phase.key
-        ))
+        family = max(
+            1,
+            sum(
+                1
+                for item in request.session.items
+                if "ab" in getattr(item, "fixturenames", ())
+                and _phase_of(item, rollout) == phase.key
+            ),
+        )
     settings = ABSettings(
-        group_label=cfg.group_label, control=cfg.control, treatment=cfg.treatment,
-        window=format_duration(phase.window_s), min_samples=phase.config.min_samples,
-        alpha=phase.config.alpha, sequential=phase.config.sequential, holm_family_size=family,
+        group_label=cfg.group_label,
+        control=cfg.control,
+        treatment=cfg.treatment,
+        window=format_duration(phase.window_s),
+        min_samples=phase.config.min_samples,
+        alpha=phase.config.alpha,
+        sequential=phase.config.sequential,
+        holm_family_size=family,
     )
     return AB(prom, gate, settings)
 
@@ -418,8 +489,10 @@ class RolloutSession:
     @property
     def active(self) -> bool:
         """Rollout semantics apply when gates ran, a phase was asked for, or a record is wanted."""
-        explicit = any(self.config.getoption(d) for d in (
-            "rollout_decision_json", "rollout_at", "rollout_on_abort"))
+        explicit = any(
+            self.config.getoption(d)
+            for d in ("rollout_decision_json", "rollout_at", "rollout_on_abort")
+        )
         return self.marked or bool(self.phases_asked()) or explicit
 
     @property
@@ -437,8 +510,10 @@ class RolloutSession:
         try:
             return dict(self.context.flag_controller().snapshot())
         except Exception as exc:  # a broken flag backend is recorded, it does not crash the run
-            return {"error": f"cannot read flags via {self.context.flags_display}: "
-                    f"{type(exc).__name__}: {exc}"}
+            return {
+                "error": f"cannot read flags via {self.context.flags_display}: "
+                f"{type(exc).__name__}: {exc}"
+            }
 
     # -- collecting ---------------------------------------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -452,8 +527,16 @@ class RolloutSession:
 
     def gate_results(self) -> list[GateResult]:
         # Sorted: xdist delivers reports in any order; the record must not depend on it.
-        return [GateResult(nodeid=n, kind=r["kind"], outcome=r["outcome"], reason=r["reason"],
-                           record=r["record"]) for n, r in sorted(self.results.items())]
+        return [
+            GateResult(
+                nodeid=n,
+                kind=r["kind"],
+                outcome=r["outcome"],
+                reason=r["reason"],
+                record=r["record"],
+            )
+            for n, r in sorted(self.results.items())
+        ]
 
     # -- deciding -----------------------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)  # decide before pytest-html and the terminal write reports
@@ -470,14 +553,22 @@ class RolloutSession:
             self._notify("abort" if not self.actions else "abort and rollback")
         if self.context.flags_uri:
             self.flags_after = self._snapshot()
-        phase_key = self.phase_name if self.phase_name in self.context.config.phases \
-            or self.phase_name in DEFAULT_PHASES else None
+        phase_key = (
+            self.phase_name
+            if self.phase_name in self.context.config.phases or self.phase_name in DEFAULT_PHASES
+            else None
+        )
         self.record = build_record(
-            phase=self.phase_name, decision=self.decision, reason=self.reason,
-            evaluated_at=rfc3339(self.context.at), window=self.context.window(phase_key),
-            environment=self.context.environment, gates=gates,
+            phase=self.phase_name,
+            decision=self.decision,
+            reason=self.reason,
+            evaluated_at=rfc3339(self.context.at),
+            window=self.context.window(phase_key),
+            environment=self.context.environment,
+            gates=gates,
             flags={"before": self.flags_before, "after": self.flags_after},
-            actions=self.actions, extra={"context": dict(self.context.describe())},
+            actions=self.actions,
+            extra={"context": dict(self.context.describe())},
         )
         self.config.hook.pytest_rollout_decision(config=self.config, record=self.record)
         path = self.config.getoption("rollout_decision_json")
@@ -491,13 +582,21 @@ class RolloutSession:
 
     def _rollback(self) -> None:
         phase = self.phase_name
-        state = dict(self.context.config.phase(phase, self.context.environment).rollback) \
-            if phase in self.context.config.phases else {}
+        state = (
+            dict(self.context.config.phase(phase, self.context.environment).rollback)
+            if phase in self.context.config.phases
+            else {}
+        )
         action = self.config.hook.pytest_rollout_rollback(
-            config=self.config, phase=phase, rollback_state=state)
+            config=self.config, phase=phase, rollback_state=state
+        )
         if action is None:
-            action = {"action": "rollback", "at": rfc3339(time.time()), "result": "failed",
-                      "message": "no rollback implementation answered"}
+            action = {
+                "action": "rollback",
+                "at": rfc3339(time.time()),
+                "result": "failed",
+                "message": "no rollback implementation answered",
+            }
         self.actions.append(dict(action))
         if action.get("result") != "verified":
             self.reason += f"; ROLLBACK FAILED: {action.get('message', '')}"
@@ -509,12 +608,22 @@ class RolloutSession:
             return
         from pytest_rollout.flags.notify import build_message, notify_webhook
 
-        payload = build_message(phase=self.phase_name, reason=self.reason, action=action,
-                                who=str(self.context.describe()["operator"]),
-                                environment=self.context.environment)
+        payload = build_message(
+            phase=self.phase_name,
+            reason=self.reason,
+            action=action,
+            who=str(self.context.describe()["operator"]),
+            environment=self.context.environment,
+        )
         error = notify_webhook(url, payload)
-        self.actions.append({"action": "notify", "at": rfc3339(time.time()),
-                             "result": "failed" if error else "sent", "message": error or ""})
+        self.actions.append(
+            {
+                "action": "notify",
+                "at": rfc3339(time.time()),
+                "result": "failed" if error else "sent",
+                "message": error or "",
+            }
+        )
 
     # -- telling people -----------------------------------------------------------------
     @pytest.hookimpl(trylast=True)  # after other plugins' sections: our line ends the summary
@@ -524,14 +633,20 @@ class RolloutSession:
         tr = terminalreporter
         tr.section(f"rollout {self.phase_name}: gates")
         for gate in self.gate_results():
-            mark = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE",
-                    "error": "ERROR"}[gate.outcome]
+            mark = {
+                "pass": "PASS",
+                "fail": "FAIL",
+                "inconclusive": "INCONCLUSIVE",
+                "error": "ERROR",
+            }[gate.outcome]
             kind = "abort trigger" if gate.kind == "abort" else "criterion"
             tail = f" — {gate.reason}" if gate.reason else ""
             tr.write_line(f"{mark:<12} {kind:<13} {gate.nodeid}{tail}")
         for action in self.actions:
-            tr.write_line(f"ACTION {action.get('action')}: {action.get('result')} "
-                          f"{action.get('message', '')}".rstrip())
+            tr.write_line(
+                f"ACTION {action.get('action')}: {action.get('result')} "
+                f"{action.get('message', '')}".rstrip()
+            )
         tr.write_sep("=", self.headline(), bold=True, **self._colour())
 
     def headline(self) -> str:
@@ -539,8 +654,11 @@ class RolloutSession:
         return f"rollout {self.phase_name}: {self.decision.value} — {self.reason}"
 
     def _colour(self) -> dict[str, bool]:
-        return {Decision.GO: {"green": True}, Decision.HOLD: {"yellow": True},
-                Decision.ABORT: {"red": True}}[self.decision or Decision.HOLD]
+        return {
+            Decision.GO: {"green": True},
+            Decision.HOLD: {"yellow": True},
+            Decision.ABORT: {"red": True},
+        }[self.decision or Decision.HOLD]
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # Repeat the decision as the very last line, below pytest's own counts: in a CI log it
@@ -570,26 +688,40 @@ def pytest_rollout_rollback(
     context = config.stash[context_key]
     at = rfc3339(time.time())
     if not rollback_state:
-        return {"action": "rollback", "at": at, "result": "failed",
-                "message": f"phase {phase!r} has no [phases.{phase}.rollback] state in "
-                f"{context.config.source}: nothing to roll back to, roll back by hand"}
+        return {
+            "action": "rollback",
+            "at": at,
+            "result": "failed",
+            "message": f"phase {phase!r} has no [phases.{phase}.rollback] state in "
+            f"{context.config.source}: nothing to roll back to, roll back by hand",
+        }
     if not context.flags_uri:
-        return {"action": "rollback", "at": at, "result": "failed",
-                "message": f"no flag backend: pass {OPT_FLAGS} or set flags in "
-                "[environments.<env>] to let pytest-rollout roll back"}
+        return {
+            "action": "rollback",
+            "at": at,
+            "result": "failed",
+            "message": f"no flag backend: pass {OPT_FLAGS} or set flags in "
+            "[environments.<env>] to let pytest-rollout roll back",
+        }
     return _flag_rollback(context, phase, rollback_state)
 
 
-def _flag_rollback(context: RolloutContext, phase: str,
-                   rollback_state: dict[str, Any]) -> dict[str, Any]:
+def _flag_rollback(
+    context: RolloutContext, phase: str, rollback_state: dict[str, Any]
+) -> dict[str, Any]:
     """Apply and verify the rollback state through the flag backend, by read-back."""
     from pytest_rollout.flags.rollback import perform_rollback
 
     try:
         controller = context.flag_controller()
     except Exception as exc:
-        return {"action": "rollback", "at": rfc3339(time.time()), "result": "failed",
-                "message": f"cannot open flag backend {context.flags_display}: {exc}"}
-    result = perform_rollback(controller, rollback_state,
-                              reason=f"pytest-rollout: {phase} ABORT (run {context.run_id})")
+        return {
+            "action": "rollback",
+            "at": rfc3339(time.time()),
+            "result": "failed",
+            "message": f"cannot open flag backend {context.flags_display}: {exc}",
+        }
+    result = perform_rollback(
+        controller, rollback_state, reason=f"pytest-rollout: {phase} ABORT (run {context.run_id})"
+    )
     return result.to_json()

@@ -75,8 +75,10 @@ class PrometheusServer:
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        raise TimeoutError(f"no data for {query!r} from {self.url} after {timeout_s:.0f}s; "
-                           f"see {self.workdir / 'prometheus.log'}")
+        raise TimeoutError(
+            f"no data for {query!r} from {self.url} after {timeout_s:.0f}s; "
+            f"see {self.workdir / 'prometheus.log'}"
+        )
 
 
 def start(
@@ -97,18 +99,26 @@ def start(
     port = free_port()
     log = (workdir / "prometheus.log").open("ab")
     process = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config_path}", f"--storage.tsdb.path={tsdb}",
-         f"--storage.tsdb.retention.time={retention}",
-         f"--web.listen-address=127.0.0.1:{port}", *extra_args],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            PROMETHEUS,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={tsdb}",
+            f"--storage.tsdb.retention.time={retention}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            *extra_args,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     log.close()
     server = PrometheusServer(f"http://127.0.0.1:{port}", port, process.pid, workdir, process)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {process.returncode}; see "
-                               f"{workdir / 'prometheus.log'}")
+            raise RuntimeError(
+                f"prometheus exited with {process.returncode}; see {workdir / 'prometheus.log'}"
+            )
         try:
             if requests.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
                 return server
@@ -124,13 +134,18 @@ def backfill(openmetrics_text: str, workdir: Path) -> Path:
     require_binaries()
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / "backfill.om"
-    text = openmetrics_text if openmetrics_text.rstrip().endswith("# EOF") \
+    text = (
+        openmetrics_text
+        if openmetrics_text.rstrip().endswith("# EOF")
         else openmetrics_text.rstrip("\n") + "\n# EOF\n"
+    )
     source.write_text(text)
     tsdb = workdir / "tsdb"
     result = subprocess.run(
         [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(source), str(tsdb)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0:
         raise RuntimeError(f"promtool backfill failed: {result.stderr.strip()[-2000:]}")

@@ -67,23 +67,60 @@ class Rehearsal:
         self.stack = Stack.up(self.out / "stack", formation_interval_s=30.0)
         # This process changes flags too (HTTP backend, token from the environment).
         os.environ.update(self.stack.env(flag_backend="http"))
-        self.env = {**os.environ, "ROLLOUT_ENV": ENV,
-                    "ROLLOUT_BASELINE": str(self.out / "baseline.json")}
+        self.env = {
+            **os.environ,
+            "ROLLOUT_ENV": ENV,
+            "ROLLOUT_BASELINE": str(self.out / "baseline.json"),
+        }
         log(f"engram {self.stack.engram_url}, prometheus {self.stack.prometheus_url}")
-        self.run(["-m", "staging", "--workdir", str(self.out / "stack"), "seed",
-                  "--episodes", str(self.spaces * 5), "--spaces", str(self.spaces),
-                  "--skew", str(self.skew)], "seed episodes")
+        self.run(
+            [
+                "-m",
+                "staging",
+                "--workdir",
+                str(self.out / "stack"),
+                "seed",
+                "--episodes",
+                str(self.spaces * 5),
+                "--spaces",
+                str(self.spaces),
+                "--skew",
+                str(self.skew),
+            ],
+            "seed episodes",
+        )
 
     def start_traffic(self, seconds: float) -> None:
         assert self.stack is not None
-        log(f"driving traffic: {self.rps:g} req/s over {self.spaces} spaces for at most "
-            f"{seconds:.0f}s")
+        log(
+            f"driving traffic: {self.rps:g} req/s over {self.spaces} spaces for at most "
+            f"{seconds:.0f}s"
+        )
         log_file = (self.out / "traffic.log").open("ab")
         self.traffic = subprocess.Popen(
-            [sys.executable, "-m", "staging", "--workdir", str(self.out / "stack"), "traffic",
-             "--duration", f"{int(seconds)}s", "--rps", str(self.rps), "--spaces",
-             str(self.spaces), "--skew", str(self.skew), "--threads", "16"],
-            cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "staging",
+                "--workdir",
+                str(self.out / "stack"),
+                "traffic",
+                "--duration",
+                f"{int(seconds)}s",
+                "--rps",
+                str(self.rps),
+                "--spaces",
+                str(self.spaces),
+                "--skew",
+                str(self.skew),
+                "--threads",
+                "16",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
         log_file.close()
 
     def down(self) -> None:
@@ -99,9 +136,14 @@ class Rehearsal:
         return subprocess.call([sys.executable, *args], cwd=ROOT, env=self.env)
 
     def flags(self, phase: str) -> Any:
-        return open_controller(self.env["ROLLOUT_FLAGS"], audit_log=self.audit_log,
-                               actor="rehearsal", environment=ENV, phase=phase,
-                               run_id="rehearsal")
+        return open_controller(
+            self.env["ROLLOUT_FLAGS"],
+            audit_log=self.audit_log,
+            actor="rehearsal",
+            environment=ENV,
+            phase=phase,
+            run_id="rehearsal",
+        )
 
     def set_phase_flags(self, phase: str) -> None:
         state = dict(self.config.phase(phase, ENV).flags)
@@ -117,17 +159,38 @@ class Rehearsal:
         """Run a phase's gates as an operator would and compare the decision with ``expect``."""
         record_path = self.out / f"{name}.json"
         status = self.run(
-            ["-m", "pytest", "gates", "-m", phase, "-p", "no:cacheprovider", "-q",
-             f"--rollout-decision-json={record_path}", f"--html={self.out / name}.html",
-             "--self-contained-html", *extra], f"{name}: gates of {phase}")
+            [
+                "-m",
+                "pytest",
+                "gates",
+                "-m",
+                phase,
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                f"--rollout-decision-json={record_path}",
+                f"--html={self.out / name}.html",
+                "--self-contained-html",
+                *extra,
+            ],
+            f"{name}: gates of {phase}",
+        )
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
-        step = {"step": name, "phase": phase, "expected": expect,
-                "decision": record.get("decision"), "exit_status": status,
-                "ok": record.get("decision") == expect and status == EXIT[expect],
-                "reason": record.get("reason"), "actions": record.get("actions", [])}
+        step = {
+            "step": name,
+            "phase": phase,
+            "expected": expect,
+            "decision": record.get("decision"),
+            "exit_status": status,
+            "ok": record.get("decision") == expect and status == EXIT[expect],
+            "reason": record.get("reason"),
+            "actions": record.get("actions", []),
+        }
         self.steps.append(step)
-        log(f"{name}: {step['decision']} (exit {status}), expected {expect}: "
-            f"{'ok' if step['ok'] else 'NOT AS EXPECTED'} — {step['reason']}")
+        log(
+            f"{name}: {step['decision']} (exit {status}), expected {expect}: "
+            f"{'ok' if step['ok'] else 'NOT AS EXPECTED'} — {step['reason']}"
+        )
         return step
 
     def check(self, name: str, ok: bool, detail: Any) -> None:
@@ -141,8 +204,11 @@ class Rehearsal:
         with requests.Session() as http:
             for space in names:
                 started = time.perf_counter()
-                answer = http.post(f"{self.stack.engram_url}/api/v1/spaces/{space}/recall",
-                                   json={"query": "rollout rehearsal probe", "k": 5}, timeout=10)
+                answer = http.post(
+                    f"{self.stack.engram_url}/api/v1/spaces/{space}/recall",
+                    json={"query": "rollout rehearsal probe", "k": 5},
+                    timeout=10,
+                )
                 seen[space] = (time.perf_counter() - started, answer.json().get("group", "?"))
         return seen
 
@@ -155,9 +221,19 @@ class Rehearsal:
 
         self.set_phase_flags("phase0")
         self.wait_window("phase0")
-        self.run(["-m", "pytest_rollout", "baseline", "save", "--out",
-                  str(self.out / "baseline.json"), "--window", f"{int(cfg('phase0').window_s)}s"],
-                 "save the pre-rollout baseline")
+        self.run(
+            [
+                "-m",
+                "pytest_rollout",
+                "baseline",
+                "save",
+                "--out",
+                str(self.out / "baseline.json"),
+                "--window",
+                f"{int(cfg('phase0').window_s)}s",
+            ],
+            "save the pre-rollout baseline",
+        )
         # The 24-hour soak is judged from its saved results (ROLLOUT_SOAK_RESULT, runbook
         # phase 0); a rehearsal cannot prove RSS growth under 1 %/h in seconds, so it skips it.
         self.gates("phase0", "phase0", "GO", "-k", "not soak")
@@ -178,53 +254,86 @@ class Rehearsal:
         chaos_ms = self.config.threshold("chaos_latency_ms", "phase3")
         treatment = [s for s, (_, g) in self.probe_treatment().items() if g == "treatment"][:10]
         log(f"injecting {chaos_ms:g} ms into the blended (treatment) path")
-        requests.post(f"{self.stack.engram_url}/api/v1/admin/chaos",
-                      headers=self.stack.admin_headers(), timeout=10,
-                      json={"latency_ms": chaos_ms, "error_rate": 0.0, "duration_s": 600})
+        requests.post(
+            f"{self.stack.engram_url}/api/v1/admin/chaos",
+            headers=self.stack.admin_headers(),
+            timeout=10,
+            json={"latency_ms": chaos_ms, "error_rate": 0.0, "duration_s": 600},
+        )
         time.sleep(min(cfg("phase2").window_s / 2, 60))
         abort = self.gates("phase2", "phase2-regression", "ABORT", "--rollout-on-abort=rollback")
         rollback = [a for a in abort["actions"] if a.get("action") == "rollback"]
-        self.check("rollback verified in the decision record",
-                   len(rollback) == 1 and rollback[0].get("result") == "verified", rollback)
+        self.check(
+            "rollback verified in the decision record",
+            len(rollback) == 1 and rollback[0].get("result") == "verified",
+            rollback,
+        )
         flag_now = self.flags("phase2").snapshot().get("blended_recall")
         self.check("blended_recall is off after the rollback", flag_now == 0, flag_now)
-        audit = [json.loads(line) for line in self.audit_log.read_text().splitlines()] \
-            if self.audit_log.exists() else []
-        rollback_lines = [a for a in audit if a.get("kind") == "change"
-                          and a.get("flag") == "blended_recall" and a.get("after") == 0
-                          and "ABORT" in str(a.get("reason"))]
-        self.check("the audit log records the rollback", len(rollback_lines) == 1,
-                   rollback_lines[-1] if rollback_lines else "no rollback line")
+        audit = (
+            [json.loads(line) for line in self.audit_log.read_text().splitlines()]
+            if self.audit_log.exists()
+            else []
+        )
+        rollback_lines = [
+            a
+            for a in audit
+            if a.get("kind") == "change"
+            and a.get("flag") == "blended_recall"
+            and a.get("after") == 0
+            and "ABORT" in str(a.get("reason"))
+        ]
+        self.check(
+            "the audit log records the rollback",
+            len(rollback_lines) == 1,
+            rollback_lines[-1] if rollback_lines else "no rollback line",
+        )
         latencies = self.probe_treatment(treatment) if treatment else {}
         slowest = max((t for t, _ in latencies.values()), default=float("nan"))
-        self.check("treatment latency recovered after the rollback",
-                   bool(treatment) and slowest < chaos_ms / 1000 / 2,
-                   f"slowest former-treatment recall {slowest * 1000:.1f} ms "
-                   f"(chaos {chaos_ms:g} ms, {len(treatment)} spaces probed)")
+        self.check(
+            "treatment latency recovered after the rollback",
+            bool(treatment) and slowest < chaos_ms / 1000 / 2,
+            f"slowest former-treatment recall {slowest * 1000:.1f} ms "
+            f"(chaos {chaos_ms:g} ms, {len(treatment)} spaces probed)",
+        )
         after = self.stack_integrity()
-        lost = {s: (v, after["spaces"].get(s, {}).get("episodes", 0))
-                for s, v in ((s, d["episodes"]) for s, d in before["spaces"].items())
-                if after["spaces"].get(s, {}).get("episodes", 0) < v}
-        self.check("no episode lost (RPO 0)", not lost,
-                   f"{before['episodes']} -> {after['episodes']} episodes; lost in {lost}")
-        requests.delete(f"{self.stack.engram_url}/api/v1/admin/chaos",
-                        headers=self.stack.admin_headers(), timeout=10)
+        lost = {
+            s: (v, after["spaces"].get(s, {}).get("episodes", 0))
+            for s, v in ((s, d["episodes"]) for s, d in before["spaces"].items())
+            if after["spaces"].get(s, {}).get("episodes", 0) < v
+        }
+        self.check(
+            "no episode lost (RPO 0)",
+            not lost,
+            f"{before['episodes']} -> {after['episodes']} episodes; lost in {lost}",
+        )
+        requests.delete(
+            f"{self.stack.engram_url}/api/v1/admin/chaos",
+            headers=self.stack.admin_headers(),
+            timeout=10,
+        )
 
     def stack_integrity(self) -> dict[str, Any]:
         assert self.stack is not None
         answer: dict[str, Any] = requests.get(
-            f"{self.stack.engram_url}/api/v1/dual_memory/integrity", timeout=30).json()
+            f"{self.stack.engram_url}/api/v1/dual_memory/integrity", timeout=30
+        ).json()
         return answer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "main",
-                        help="where decision records, reports and rehearsal.json go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "out" / "main",
+        help="where decision records, reports and rehearsal.json go",
+    )
     parser.add_argument("--rps", type=float, default=300.0, help="traffic rate (req/s)")
     parser.add_argument("--spaces", type=int, default=1000, help="memory spaces in the traffic")
-    parser.add_argument("--skew", type=float, default=0.5,
-                        help="Zipf exponent of space activity (0 = uniform)")
+    parser.add_argument(
+        "--skew", type=float, default=0.5, help="Zipf exponent of space activity (0 = uniform)"
+    )
     parser.add_argument("--keep-up", action="store_true", help="leave the stack running")
     args = parser.parse_args(argv)
     out = args.out.resolve()
@@ -238,11 +347,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep_up:
             rehearsal.down()
     ok = bool(rehearsal.steps) and all(step["ok"] for step in rehearsal.steps)
-    summary = {"ok": ok, "seconds": round(time.monotonic() - started, 1),
-               "environment": ENV, "steps": rehearsal.steps}
+    summary = {
+        "ok": ok,
+        "seconds": round(time.monotonic() - started, 1),
+        "environment": ENV,
+        "steps": rehearsal.steps,
+    }
     (out / "rehearsal.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log(f"rehearsal {'PASSED' if ok else 'FAILED'} in {summary['seconds']:.0f}s; "
-        f"reports and decision records in {out}")
+    log(
+        f"rehearsal {'PASSED' if ok else 'FAILED'} in {summary['seconds']:.0f}s; "
+        f"reports and decision records in {out}"
+    )
     return 0 if ok else 1
 
 

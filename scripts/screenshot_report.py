@@ -21,17 +21,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = {"healthy": 0, "regression": 10, "stale": 1}  # expected exit: GO, ABORT, HOLD
 IMAGES = ROOT / "docs" / "images"
 WIDTH, HEIGHT = 1400, 1500
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def run_scenario(name: str) -> Path:
     command = [sys.executable, str(ROOT / "examples" / "run_scenario.py"), name]
     status = subprocess.call(command, cwd=ROOT)
     if status != SCENARIOS[name]:
-        print(f"warning: scenario {name} exited {status}, expected {SCENARIOS[name]}",
-              file=sys.stderr)
+        print(
+            f"warning: scenario {name} exited {status}, expected {SCENARIOS[name]}", file=sys.stderr
+        )
     report = ROOT / "out" / "examples" / name / "report.html"
     if not report.exists():
         raise SystemExit(f"{name}: no report at {report}")
@@ -45,10 +54,20 @@ def screenshot(report: Path, image: Path) -> None:
     image.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rollout-chromium-") as profile:
         # ?collapsed= opens every row, so passed gates show their plots and queries too.
-        subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                        f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=5000",
-                        f"--screenshot={image}", report.as_uri() + "?collapsed="],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={WIDTH},{HEIGHT}",
+                "--virtual-time-budget=5000",
+                f"--screenshot={image}",
+                report.as_uri() + "?collapsed=",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     print(f"wrote {image.relative_to(ROOT)}")
 
 

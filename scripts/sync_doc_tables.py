@@ -1,7 +1,7 @@
 """Re-render the rollout.toml tables inside the operations docs (or --check that they match).
 
-    python scripts/sync_doc_tables.py            # rewrite docs/operations/*.md tables
-    python scripts/sync_doc_tables.py --check    # exit 1 if any doc drifted from gates/rollout.toml
+python scripts/sync_doc_tables.py            # rewrite docs/operations/*.md tables
+python scripts/sync_doc_tables.py --check    # exit 1 if any doc drifted from gates/rollout.toml
 """
 
 from __future__ import annotations

@@ -31,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start service + Prometheus + flag file, wait for a scrape")
     up.add_argument("--flags", type=Path, help="use this flag file instead of a fresh one")
-    up.add_argument("--formation-interval", type=float, default=10.0,
-                    help="seconds between concept formation cycles (default 10)")
+    up.add_argument(
+        "--formation-interval",
+        type=float,
+        default=10.0,
+        help="seconds between concept formation cycles (default 10)",
+    )
     up.add_argument("--semantic-timeout-ms", type=float, default=200.0)
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a scrape")
 
@@ -46,16 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--episodes", type=int, required=True)
     seed.add_argument("--spaces", type=int, default=50)
     seed.add_argument("--prefix", default="space")
-    seed.add_argument("--skew", type=float, default=1.1,
-                      help="Zipf exponent of episodes per space (0 = uniform; default 1.1)")
+    seed.add_argument(
+        "--skew",
+        type=float,
+        default=1.1,
+        help="Zipf exponent of episodes per space (0 = uniform; default 1.1)",
+    )
     seed.add_argument("--url", help="service URL (default: from the state file)")
 
     traffic = sub.add_parser("traffic", help="bounded recall/remember traffic (threads)")
     traffic.add_argument("--duration", default="30s", help="e.g. 30s, 2m")
     traffic.add_argument("--rps", type=float, default=50.0)
     traffic.add_argument("--spaces", type=int, default=200)
-    traffic.add_argument("--skew", type=float, default=1.1,
-                         help="Zipf exponent of space activity (0 = uniform; default 1.1)")
+    traffic.add_argument(
+        "--skew",
+        type=float,
+        default=1.1,
+        help="Zipf exponent of space activity (0 = uniform; default 1.1)",
+    )
     traffic.add_argument("--write-ratio", type=float, default=0.07)
     traffic.add_argument("--threads", type=int, default=8)
     traffic.add_argument("--prefix", default="space")
@@ -129,7 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         from staging.seed import seed
 
         result = seed(
-            _engram_url(args), episodes=args.episodes, spaces=args.spaces, prefix=args.prefix,
+            _engram_url(args),
+            episodes=args.episodes,
+            spaces=args.spaces,
+            prefix=args.prefix,
             skew=args.skew,
         )
         print(json.dumps({"episodes": result.episodes, "spaces": len(result.per_space)}))
@@ -164,15 +179,19 @@ def _data_command(args: argparse.Namespace) -> int:
         if args.command == "backup":
             manifest = backup.backup(args.workdir, args.out)
             total = manifest["integrity"]
-            print(f"backup {args.out.resolve()}: {len(manifest['files'])} spaces, "
-                  f"{total['episodes']} episodes, checksum {total['checksum']}")
+            print(
+                f"backup {args.out.resolve()}: {len(manifest['files'])} spaces, "
+                f"{total['episodes']} episodes, checksum {total['checksum']}"
+            )
             if manifest["source"]["engram_url"] is None:
                 print("no stack recorded in the workdir: backed up the data dir offline")
             elif manifest["service_integrity"] is None:
                 print("service not reachable: no live integrity answer recorded")
             elif manifest["service_differs"]:
-                print("written during the backup (the backup holds what it copied): "
-                      + ", ".join(manifest["service_differs"]))
+                print(
+                    "written during the backup (the backup holds what it copied): "
+                    + ", ".join(manifest["service_differs"])
+                )
             else:
                 print("service integrity at backup time: identical to the backup")
             return 0
@@ -183,9 +202,11 @@ def _data_command(args: argparse.Namespace) -> int:
                 for problem in problems:
                     print(f"  {problem}")
                 return 1
-            print(f"backup {args.source.resolve()}: OK, {len(manifest['files'])} spaces, "
-                  f"{manifest['integrity']['episodes']} episodes, "
-                  f"checksum {manifest['integrity']['checksum']}")
+            print(
+                f"backup {args.source.resolve()}: OK, {len(manifest['files'])} spaces, "
+                f"{manifest['integrity']['episodes']} episodes, "
+                f"checksum {manifest['integrity']['checksum']}"
+            )
             return 0
         result = backup.restore(args.workdir, args.source, stop=args.stop, spaces=args.spaces)
     except backup.RestoreRefused as exc:
@@ -200,22 +221,28 @@ def _data_command(args: argparse.Namespace) -> int:
         print("episodes discarded: unknown (no integrity answer before the restore)")
     else:
         lost = {name: n for name, n in result.discarded.items() if n}
-        print(f"episodes written after the backup, now discarded: {sum(lost.values())}"
-              + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(lost.items())) + ")"
-                 if lost else ""))
+        print(
+            f"episodes written after the backup, now discarded: {sum(lost.values())}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(lost.items())) + ")" if lost else "")
+        )
     if result.service_pid is None:
-        print("no stack recorded in the workdir: checked the restored files offline; start the "
-              "service with `python -m staging up --flags FILE`")
+        print(
+            "no stack recorded in the workdir: checked the restored files offline; start the "
+            "service with `python -m staging up --flags FILE`"
+        )
     if not result.ok:
-        print(f"integrity MISMATCH after restore ({len(result.mismatches)} spaces):",
-              file=sys.stderr)
+        print(
+            f"integrity MISMATCH after restore ({len(result.mismatches)} spaces):", file=sys.stderr
+        )
         for line in result.mismatches:
             print(f"  {line}", file=sys.stderr)
         return 1
     answer = result.answer
-    print(f"integrity OK: the {len(result.spaces)} restored space(s) match the manifest; now "
-          f"{len(answer['spaces'])} spaces, {answer['episodes']} episodes, "
-          f"checksum {answer['checksum']}")
+    print(
+        f"integrity OK: the {len(result.spaces)} restored space(s) match the manifest; now "
+        f"{len(answer['spaces'])} spaces, {answer['episodes']} episodes, "
+        f"checksum {answer['checksum']}"
+    )
     return 0
 
 

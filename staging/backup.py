@@ -264,8 +264,9 @@ def verify_backup(source: Path) -> tuple[dict[str, Any], list[str]]:
     files: dict[str, Any] = manifest["files"]
     problems: list[str] = []
     if set(files) != set(expected):
-        problems.append(f"manifest lists files for {sorted(files)} but integrity for "
-                        f"{sorted(expected)}")
+        problems.append(
+            f"manifest lists files for {sorted(files)} but integrity for {sorted(expected)}"
+        )
     present = space_files(source)
     for name in sorted(set(present) - set(files)):
         problems.append(f"{name}: {present[name].name} is not in the manifest")
@@ -350,7 +351,8 @@ def _swap_files(
     # A full restore also moves spaces created after the backup away: the data is the backup's.
     scope = None if spaces is None else set(spaces)
     moving = [
-        p for p in sorted(space_dir.iterdir())
+        p
+        for p in sorted(space_dir.iterdir())
         if (m := _SPACE_FILE.match(p.name)) and (scope is None or m["space"] in scope)
     ]
     replaced_dir: Path | None = None
@@ -394,8 +396,10 @@ def restore(
     unknown = sorted(set(spaces or ()) - set(manifest["files"]))
     if unknown:
         raise BackupError(f"not in the backup: {', '.join(unknown)}; nothing was changed")
-    say(f"backup {source}: verified ({len(manifest['files'])} spaces, "
-        f"{manifest['integrity']['episodes']} episodes, taken {manifest['created_at']})")
+    say(
+        f"backup {source}: verified ({len(manifest['files'])} spaces, "
+        f"{manifest['integrity']['episodes']} episodes, taken {manifest['created_at']})"
+    )
 
     data_dir, stack = _locate(workdir)
     space_dir = data_dir / "spaces"
@@ -421,9 +425,7 @@ def restore(
         if spaces is not None:
             kept = {n: p for n, p in space_files(space_dir).items() if n not in set(spaces)}
             expected.update(files_integrity(kept)["spaces"])
-        outcome["restored"], outcome["replaced"] = _swap_files(
-            space_dir, source, manifest, spaces
-        )
+        outcome["restored"], outcome["replaced"] = _swap_files(space_dir, source, manifest, spaces)
         for name in outcome["restored"]:
             expected[name] = manifest["integrity"]["spaces"][name]
         if before is not None and outcome["replaced"] is not None:
@@ -448,8 +450,10 @@ def restore(
                 f"Fix the cause and run restore again (no --stop needed)."
             ) from exc
         pid = restarting.state.service_pid
-        say(f"restored {len(outcome['restored'])} space(s); service restarted, pid {pid}, "
-            f"{restarting.engram_url}")
+        say(
+            f"restored {len(outcome['restored'])} space(s); service restarted, pid {pid}, "
+            f"{restarting.engram_url}"
+        )
         answer = _fetch_integrity(restarting.engram_url)
 
     actual: dict[str, Any] = answer["spaces"]
@@ -462,8 +466,10 @@ def restore(
     if before is not None:
         backed_up = manifest["integrity"]["spaces"]
         # Spaces created after the backup count whole; a full restore moves them away too.
-        gone = outcome["restored"] if spaces is not None else sorted(
-            set(before["spaces"]) | set(backed_up)
+        gone = (
+            outcome["restored"]
+            if spaces is not None
+            else sorted(set(before["spaces"]) | set(backed_up))
         )
         discarded = {
             name: max(

@@ -71,7 +71,7 @@ def _openmetrics() -> str:
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     server = start_backfilled(_openmetrics(), Path(tmp_path_factory.mktemp("ab_e2e")))
     try:
-        server.wait_for_data(f"engram_recall_total{{scenario=\"healthy\"}} @ {END}")
+        server.wait_for_data(f'engram_recall_total{{scenario="healthy"}} @ {END}')
         yield server
     finally:
         server.stop()
@@ -105,15 +105,18 @@ def _phase2(server: PrometheusServer, scenario: str) -> tuple[str, dict[str, str
         "p50": lambda ab: ab.quantile_delta(latency, q=0.5, margin=0.005).require(),
         "errors": lambda ab: ab.proportion_delta(errors, total, margin=0.001).require(),
         "confidence": lambda ab: ab.mean_delta(confidence, margin=0.05, worse="either").require(),
-        "srm": lambda ab: ab.srm(f"engram_active_spaces{sel}",
-                                 expected={"control": 0.95, "treatment": 0.05}).require(),
+        "srm": lambda ab: ab.srm(
+            f"engram_active_spaces{sel}", expected={"control": 0.95, "treatment": 0.05}
+        ).require(),
     }
     aborts: dict[str, Callable[[AB], object]] = {
         "p99_abort": lambda ab: ab.quantile_delta(latency, q=0.99, margin=0.020).abort_if_worse(),
-        "errors_abort": lambda ab: ab.proportion_delta(errors, total,
-                                                       margin=0.001).abort_if_worse(),
-        "confidence_abort": lambda ab: ab.mean_delta(confidence, margin=0.10,
-                                                     worse="lower").abort_if_worse(),
+        "errors_abort": lambda ab: ab.proportion_delta(
+            errors, total, margin=0.001
+        ).abort_if_worse(),
+        "confidence_abort": lambda ab: ab.mean_delta(
+            confidence, margin=0.10, worse="lower"
+        ).abort_if_worse(),
     }
     outcomes: dict[str, str] = {}
     for name, gate_fn in {**criteria, **aborts}.items():
@@ -125,20 +128,25 @@ def _phase2(server: PrometheusServer, scenario: str) -> tuple[str, dict[str, str
     if any(outcomes[a] == "fail" for a in aborts):
         return "ABORT", outcomes
     if any(outcomes[c] != "pass" for c in criteria) or any(
-            outcomes[a] == "inconclusive" for a in aborts):
+        outcomes[a] == "inconclusive" for a in aborts
+    ):
         return "HOLD", outcomes
     return "GO", outcomes
 
 
-@pytest.mark.parametrize(("scenario", "expected"), [
-    ("healthy", "GO"),
-    ("p99_regression", "ABORT"),
-    ("error_spike", "ABORT"),
-    ("low_traffic", "HOLD"),
-    ("srm", "HOLD"),
-])
-def test_canary_scenario_decision(prometheus: PrometheusServer, scenario: str,
-                                  expected: str) -> None:
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("healthy", "GO"),
+        ("p99_regression", "ABORT"),
+        ("error_spike", "ABORT"),
+        ("low_traffic", "HOLD"),
+        ("srm", "HOLD"),
+    ],
+)
+def test_canary_scenario_decision(
+    prometheus: PrometheusServer, scenario: str, expected: str
+) -> None:
     decision, outcomes = _phase2(prometheus, scenario)
     assert decision == expected, outcomes
 
@@ -158,8 +166,11 @@ def test_comparison_record_carries_numbers_queries_and_explanation(
     prometheus: PrometheusServer,
 ) -> None:
     gate = GateRecord(nodeid="healthy::p99")
-    c = _ab(prometheus, gate).quantile_delta(
-        'engram_recall_duration_seconds{scenario="healthy"}', q=0.99, margin=0.010).require()
+    c = (
+        _ab(prometheus, gate)
+        .quantile_delta('engram_recall_duration_seconds{scenario="healthy"}', q=0.99, margin=0.010)
+        .require()
+    )
     d = c.to_dict()
     assert d["verdict"] == "within margin"
     # 1 h of a 40,000/h cohort, give or take Poisson noise and increase() extrapolation
@@ -180,7 +191,8 @@ def test_sequential_mode_is_more_conservative_on_the_same_data(
     sel = 'engram_recall_duration_seconds{scenario="healthy"}'
     fixed = _ab(prometheus, GateRecord(nodeid="f")).quantile_delta(sel, q=0.99, margin=0.010)
     seq = _ab(prometheus, GateRecord(nodeid="s"), sequential=True).quantile_delta(
-        sel, q=0.99, margin=0.010)
+        sel, q=0.99, margin=0.010
+    )
     assert seq.to_dict()["ci"][1] > fixed.to_dict()["ci"][1]
     assert "always-valid" in seq.explanation
 

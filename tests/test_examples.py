@@ -14,9 +14,13 @@ EXPECTED = {"healthy": ("GO", 0), "regression": ("ABORT", 10), "stale": ("HOLD",
 
 
 def _run(scenario: str, *extra: str) -> tuple[int, dict]:
-    status = subprocess.call([sys.executable, str(ROOT / "examples" / "run_scenario.py"), scenario,
-                              *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, timeout=300)
+    status = subprocess.call(
+        [sys.executable, str(ROOT / "examples" / "run_scenario.py"), scenario, *extra],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
     record = json.loads((ROOT / "out" / "examples" / scenario / "decision.json").read_text())
     return status, record
 
@@ -25,8 +29,10 @@ def _comparable(record: dict) -> dict:
     """The record without what differs by design between two runs: the run id, the port of
     each run's own Prometheus, and so the digest."""
     context = {k: v for k, v in record["context"].items() if k not in ("run_id", "prometheus_url")}
-    return {**{k: v for k, v in record.items() if k not in ("digest", "context")},
-            "context": context}
+    return {
+        **{k: v for k, v in record.items() if k not in ("digest", "context")},
+        "context": context,
+    }
 
 
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))

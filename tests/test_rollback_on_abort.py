@@ -13,13 +13,22 @@ FLAG_FILE = {
     "$schema": "https://flagd.dev/schema/v0/flags.json",
     "flags": {
         "blended_recall": {
-            "state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off",
-            "targeting": {"fractional": [
-                {"cat": [{"var": "$flagd.flagKey"}, {"var": "space_id"}]},
-                ["on", 5], ["off", 95]]},
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+            "targeting": {
+                "fractional": [
+                    {"cat": [{"var": "$flagd.flagKey"}, {"var": "space_id"}]},
+                    ["on", 5],
+                    ["off", 95],
+                ]
+            },
         },
-        "semantic_weight": {"state": "ENABLED", "variants": {"value": 0.3},
-                            "defaultVariant": "value"},
+        "semantic_weight": {
+            "state": "ENABLED",
+            "variants": {"value": 0.3},
+            "defaultVariant": "value",
+        },
     },
 }
 
@@ -58,8 +67,12 @@ def test_abort_rolls_back_exactly_once_and_records_it(
 ) -> None:
     flag_file = rollout_project.path / "flags.json"
     result = rollout_project.runpytest_subprocess(
-        f"{OPT_FLAGS}=flagd-file:{flag_file}", f"{OPT_ON_ABORT}=rollback",
-        f"{OPT_DECISION_JSON}=decision.json", "-p", "no:cacheprovider", *xdist,
+        f"{OPT_FLAGS}=flagd-file:{flag_file}",
+        f"{OPT_ON_ABORT}=rollback",
+        f"{OPT_DECISION_JSON}=decision.json",
+        "-p",
+        "no:cacheprovider",
+        *xdist,
     )
     assert result.ret == 10
     assert read_flags(flag_file)["blended_recall"].value == 0
@@ -73,8 +86,10 @@ def test_abort_rolls_back_exactly_once_and_records_it(
     assert record["flags"]["before"]["blended_recall"] == 5
     assert record["flags"]["after"]["blended_recall"] == 0
 
-    audit = [json.loads(line) for line in
-             (rollout_project.path / "flags.json.audit.jsonl").read_text().splitlines()]
+    audit = [
+        json.loads(line)
+        for line in (rollout_project.path / "flags.json.audit.jsonl").read_text().splitlines()
+    ]
     changes = [line for line in audit if line["kind"] == "change"]
     assert len(changes) == 1, "exactly one rollback change, written by the controller"
     assert changes[0]["flag"] == "blended_recall"
@@ -84,8 +99,12 @@ def test_abort_rolls_back_exactly_once_and_records_it(
 def test_no_rollback_without_abort(rollout_project: pytest.Pytester) -> None:
     flag_file = rollout_project.path / "flags.json"
     result = rollout_project.runpytest_subprocess(
-        f"{OPT_FLAGS}=flagd-file:{flag_file}", f"{OPT_ON_ABORT}=rollback", "-m", "not abort",
-        "-p", "no:cacheprovider",
+        f"{OPT_FLAGS}=flagd-file:{flag_file}",
+        f"{OPT_ON_ABORT}=rollback",
+        "-m",
+        "not abort",
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == 0
     assert read_flags(flag_file)["blended_recall"].value == 5
@@ -95,8 +114,11 @@ def test_failed_rollback_is_loud_and_stays_abort(rollout_project: pytest.Pyteste
     rollout_project.makefile(".toml", rollout="[phases.phase2]\nrollback = {no_such_flag = 0}\n")
     flag_file = rollout_project.path / "flags.json"
     result = rollout_project.runpytest_subprocess(
-        f"{OPT_FLAGS}=flagd-file:{flag_file}", f"{OPT_ON_ABORT}=rollback",
-        f"{OPT_DECISION_JSON}=decision.json", "-p", "no:cacheprovider",
+        f"{OPT_FLAGS}=flagd-file:{flag_file}",
+        f"{OPT_ON_ABORT}=rollback",
+        f"{OPT_DECISION_JSON}=decision.json",
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*ROLLBACK FAILED*"])

@@ -260,16 +260,27 @@ def _run(args: argparse.Namespace) -> int:
     # changed nothing, and bad input or an unreachable backend never reached the flags.
     webhook = None
     if command == "rollback" and not args.dry_run:
-        webhook = args.webhook or os.environ.get(WEBHOOK_ENV) or (
-            env_config.webhook if env_config else None)
+        webhook = (
+            args.webhook
+            or os.environ.get(WEBHOOK_ENV)
+            or (env_config.webhook if env_config else None)
+        )
     before = controller.snapshot()
     try:
         after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
     except FlagVerificationError:
         # Written but not read back as asked: the people on the plan need to hear this most.
         if webhook:
-            _notify(webhook, args.phase, reason, "rollback NOT VERIFIED", actor, environment,
-                    {name: before.get(name) for name in changes}, None)
+            _notify(
+                webhook,
+                args.phase,
+                reason,
+                "rollback NOT VERIFIED",
+                actor,
+                environment,
+                {name: before.get(name) for name in changes},
+                None,
+            )
         raise
     change_id = getattr(controller, "last_change_id", None)
     result = {
@@ -289,9 +300,16 @@ def _run(args: argparse.Namespace) -> int:
             print(f"verified by read-back; audit id {change_id}")
         sys.stdout.flush()  # the operator sees the rollback before waiting on the webhook
     if webhook:
-        error = _notify(webhook, args.phase, reason, "rollback", actor, environment,
-                        {name: before.get(name) for name in changes},
-                        {name: after[name].value for name in changes})
+        error = _notify(
+            webhook,
+            args.phase,
+            reason,
+            "rollback",
+            actor,
+            environment,
+            {name: before.get(name) for name in changes},
+            {name: after[name].value for name in changes},
+        )
         result["notification"] = {"result": "failed" if error else "sent", "message": error or ""}
         if error is None and not args.as_json:
             print("webhook notified")
@@ -317,20 +335,27 @@ def _notify(
     """
     from pytest_rollout.flags.notify import build_message, notify_webhook
 
-    payload = build_message(phase=phase, reason=reason, action=action, who=who,
-                            environment=environment)
+    payload = build_message(
+        phase=phase, reason=reason, action=action, who=who, environment=environment
+    )
     if after is None:
         moves = ", ".join(f"{n} was {_format_value(v)}" for n, v in before.items())
     else:
-        moves = ", ".join(f"{n} {_format_value(before.get(n))} -> {_format_value(v)}"
-                          for n, v in after.items())
+        moves = ", ".join(
+            f"{n} {_format_value(before.get(n))} -> {_format_value(v)}" for n, v in after.items()
+        )
     payload["text"] += f". Flags: {moves}"
-    payload["flags"] = {n: {"before": before.get(n), "after": None if after is None
-                            else after.get(n)} for n in before}
+    payload["flags"] = {
+        n: {"before": before.get(n), "after": None if after is None else after.get(n)}
+        for n in before
+    }
     error = notify_webhook(url, payload)
     if error:
-        print(f"rollout flags: warning: rollback notification failed ({error}); tell the "
-              "people on the communication plan yourself", file=sys.stderr)
+        print(
+            f"rollout flags: warning: rollback notification failed ({error}); tell the "
+            "people on the communication plan yourself",
+            file=sys.stderr,
+        )
     return error
 
 

@@ -401,8 +401,6 @@ def _utc(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-
-
 class BaselineComparator:
     """The ``baseline`` fixture: judge a gate's window against a saved baseline.
 
@@ -441,7 +439,10 @@ class BaselineComparator:
         return compare(base, capture(self.prom, spec), margin=margin)
 
     def check(
-        self, path: Path | str | None = None, *, metrics: Collection[str] | None = None,
+        self,
+        path: Path | str | None = None,
+        *,
+        metrics: Collection[str] | None = None,
         **kwargs: Any,
     ) -> Comparison:
         """Compare and end the gate: AssertionError when a row fails, inconclusive when a row
@@ -450,8 +451,11 @@ class BaselineComparator:
         ``metrics`` limits the criteria to some rows ("p50 latency", "p99 latency", "RSS",
         "CPU"), so that one gate can hold each resource to its own margin."""
         result = self.compare(path, **kwargs)
-        criteria = [r for r in result.rows if r.limit_pct is not None
-                    and (metrics is None or r.metric in metrics)]
+        criteria = [
+            r
+            for r in result.rows
+            if r.limit_pct is not None and (metrics is None or r.metric in metrics)
+        ]
         if not criteria:
             known = ", ".join(r.metric for r in result.rows if r.limit_pct is not None)
             raise ValueError(f"no baseline rows named {sorted(metrics or [])}; known: {known}")

@@ -412,8 +412,6 @@ def _longest_segment(
     return max(segments, key=len, default=[])
 
 
-
-
 def _fmt_utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -56,15 +56,24 @@ class PromSettings:
 
     @classmethod
     def from_env(
-        cls, url: str, *, timeout_s: float, retries: int, max_staleness_s: float,
+        cls,
+        url: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        max_staleness_s: float,
         environ: Mapping[str, str] | None = None,
     ) -> PromSettings:
         env = os.environ if environ is None else environ
         headers = {"Authorization": f"Bearer {env[ENV_TOKEN]}"} if env.get(ENV_TOKEN) else {}
         auth = (env[ENV_USER], env.get(ENV_PASSWORD, "")) if env.get(ENV_USER) else None
         return cls(
-            url=url.rstrip("/"), timeout_s=timeout_s, retries=retries,
-            max_staleness_s=max_staleness_s, headers=headers, auth=auth,
+            url=url.rstrip("/"),
+            timeout_s=timeout_s,
+            retries=retries,
+            max_staleness_s=max_staleness_s,
+            headers=headers,
+            auth=auth,
             ca_bundle=env.get(ENV_CA_BUNDLE) or None,
         )
 
@@ -73,9 +82,11 @@ class PromSettings:
         return redact_url(self.url)
 
     def __repr__(self) -> str:  # the URL may carry user:password@ (tracebacks, --showlocals)
-        return (f"PromSettings(url={self.display_url!r}, timeout_s={self.timeout_s!r}, "
-                f"retries={self.retries!r}, max_staleness_s={self.max_staleness_s!r}, "
-                f"ca_bundle={self.ca_bundle!r})")
+        return (
+            f"PromSettings(url={self.display_url!r}, timeout_s={self.timeout_s!r}, "
+            f"retries={self.retries!r}, max_staleness_s={self.max_staleness_s!r}, "
+            f"ca_bundle={self.ca_bundle!r})"
+        )
 
 
 def redact_url(url: str) -> str:
@@ -101,11 +112,19 @@ class PrometheusSource:
         self.settings = settings
         self.at = at
         # Few, quick retries: a down backend must make gates inconclusive in seconds, not minutes.
-        retry = Retry(total=settings.retries, backoff_factor=0.2, status_forcelist=(502, 503, 504),
-                      allowed_methods=("GET",), raise_on_status=False)
+        retry = Retry(
+            total=settings.retries,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=("GET",),
+            raise_on_status=False,
+        )
         self._client = PrometheusConnect(
-            url=settings.url, headers=dict(settings.headers) or None,
-            auth=settings.auth, retry=retry, timeout=settings.timeout_s,
+            url=settings.url,
+            headers=dict(settings.headers) or None,
+            auth=settings.auth,
+            retry=retry,
+            timeout=settings.timeout_s,
         )
         if settings.ca_bundle:
             self._client._session.verify = settings.ca_bundle
@@ -115,9 +134,14 @@ class PrometheusSource:
         return self._call(lambda: self._client.custom_query(query, params={"time": self.at}))
 
     def range(self, query: str, start: float, end: float, step_s: float) -> tuple[Any, float]:
-        return self._call(lambda: self._client.custom_query_range(
-            query, start_time=datetime.fromtimestamp(start, UTC),
-            end_time=datetime.fromtimestamp(end, UTC), step=format_duration(step_s)))
+        return self._call(
+            lambda: self._client.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
+                step=format_duration(step_s),
+            )
+        )
 
     def _call(self, fn: Any) -> tuple[Any, float]:
         import requests
@@ -134,18 +158,25 @@ class PrometheusSource:
             ) from None
         except requests.exceptions.ConnectionError as exc:
             if _is_read_timeout(exc):  # with a Retry, requests reports read timeouts this way
-                raise BackendError(f"no answer from {self.settings.display_url} within "
-                                   f"{self.settings.timeout_s:g}s") from None
+                raise BackendError(
+                    f"no answer from {self.settings.display_url} within "
+                    f"{self.settings.timeout_s:g}s"
+                ) from None
             raise BackendError(f"cannot connect to {self.settings.display_url}") from None
         except requests.exceptions.JSONDecodeError:  # also a RequestException: catch it first
-            raise BackendError(f"{self.settings.display_url} answered with something that is "
-                               "not a Prometheus API response (not JSON)") from None
+            raise BackendError(
+                f"{self.settings.display_url} answered with something that is "
+                "not a Prometheus API response (not JSON)"
+            ) from None
         except requests.exceptions.RequestException as exc:
-            raise BackendError(f"request to {self.settings.display_url} failed: "
-                               f"{type(exc).__name__}") from None
+            raise BackendError(
+                f"request to {self.settings.display_url} failed: {type(exc).__name__}"
+            ) from None
         except (ValueError, KeyError, TypeError):
-            raise BackendError(f"{self.settings.display_url} answered with something that is "
-                               "not a Prometheus API response") from None
+            raise BackendError(
+                f"{self.settings.display_url} answered with something that is "
+                "not a Prometheus API response"
+            ) from None
         return result, time.monotonic() - started
 
 
@@ -167,8 +198,24 @@ def _http_error_text(text: str) -> str:
 
 
 # PromQL words that look like metric names but are not.
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
-             "or", "unless", "offset", "inf", "nan", "atan2", "start", "end"}
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
+    "start",
+    "end",
+}
 _TOKEN = re.compile(
     r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\[[^\]]*\]|\{[^}]*\}|[A-Za-z_:][A-Za-z0-9_:]*|\S'
 )
@@ -239,20 +286,33 @@ class PromQuery:
         """Exactly one finite number, or the gate ends inconclusive saying why."""
         samples = self.vector(query)
         if not samples:
-            inconclusive(f"query returned no data (metric missing, no traffic, or older than the "
-                         f"5m lookback): {query}")
+            inconclusive(
+                f"query returned no data (metric missing, no traffic, or older than the "
+                f"5m lookback): {query}"
+            )
         if len(samples) > 1:
             shown = ", ".join(_labels(s.labels) for s in samples[:3])
-            inconclusive(f"query returned {len(samples)} series, expected one ({shown}); "
-                         f"aggregate it (e.g. sum(...)): {query}")
+            inconclusive(
+                f"query returned {len(samples)} series, expected one ({shown}); "
+                f"aggregate it (e.g. sum(...)): {query}"
+            )
         number = samples[0].value
         if not math.isfinite(number):
-            inconclusive(f"query returned {number} (NaN or infinite: usually a 0/0 with no "
-                         f"traffic in the window): {query}")
+            inconclusive(
+                f"query returned {number} (NaN or infinite: usually a 0/0 with no "
+                f"traffic in the window): {query}"
+            )
         return number
 
-    def range(self, query: str, *, start: float | None = None, end: float | None = None,
-              step_s: float = 60.0, window_s: float = 3600.0) -> list[RangeSeries]:
+    def range(
+        self,
+        query: str,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        step_s: float = 60.0,
+        window_s: float = 3600.0,
+    ) -> list[RangeSeries]:
         """A range query ending at the pinned instant (default: the last ``window_s``)."""
         end = self.at if end is None else end
         start = end - window_s if start is None else start
@@ -263,11 +323,19 @@ class PromQuery:
         except BackendError as exc:
             self._record(query, 0.0, f"error: {exc}", {"start": start, "end": end, "step": step_s})
             inconclusive(f"{exc}; query: {query}")
-        out = [RangeSeries(dict(s.get("metric", {})),
-                           [(float(t), _to_float(v)) for t, v in s.get("values", [])])
-               for s in raw]
-        self._record(query, took, f"{len(out)} series",
-                     {"start": rfc3339(start), "end": rfc3339(end), "step": step_s})
+        out = [
+            RangeSeries(
+                dict(s.get("metric", {})),
+                [(float(t), _to_float(v)) for t, v in s.get("values", [])],
+            )
+            for s in raw
+        ]
+        self._record(
+            query,
+            took,
+            f"{len(out)} series",
+            {"start": rfc3339(start), "end": rfc3339(end), "step": step_s},
+        )
         return out
 
     def check_fresh(self, query: str) -> None:
@@ -285,15 +353,21 @@ class PromQuery:
             if ages:
                 oldest = max(s.value for s in ages)
                 if oldest > limit:
-                    inconclusive(f"series {selector} is stale: newest sample {oldest:.0f}s old "
-                                 f"at {rfc3339(self.at)} (max_staleness {limit:.0f}s)")
+                    inconclusive(
+                        f"series {selector} is stale: newest sample {oldest:.0f}s old "
+                        f"at {rfc3339(self.at)} (max_staleness {limit:.0f}s)"
+                    )
                 continue
-            seen = self.vector(f"count(count_over_time({selector}[{format_duration(lookback)}]))",
-                               check_staleness=False)
+            seen = self.vector(
+                f"count(count_over_time({selector}[{format_duration(lookback)}]))",
+                check_staleness=False,
+            )
             if seen:
-                inconclusive(f"series {selector} stopped reporting: no sample in the 5m before "
-                             f"the evaluation instant {rfc3339(self.at)}, though it reported "
-                             f"earlier; the target is down or not scraped")
+                inconclusive(
+                    f"series {selector} stopped reporting: no sample in the 5m before "
+                    f"the evaluation instant {rfc3339(self.at)}, though it reported "
+                    f"earlier; the target is down or not scraped"
+                )
 
     def _instant(self, query: str) -> Any:
         try:
@@ -303,15 +377,25 @@ class PromQuery:
             inconclusive(f"{exc}; query: {query}")
         if not isinstance(raw, list):
             self._record(query, took, "error: unexpected result shape")
-            inconclusive(f"{self.source.settings.display_url} answered with an unexpected "
-                         f"result shape; query: {query}")
+            inconclusive(
+                f"{self.source.settings.display_url} answered with an unexpected "
+                f"result shape; query: {query}"
+            )
         self._record(query, took, _summary(raw))
         return raw
 
-    def _record(self, query: str, took: float, summary: str,
-                range_: dict[str, Any] | None = None) -> None:
-        self.gate.add_query(QueryRecord(query=query, at=rfc3339(self.at), duration_s=round(took, 4),
-                                        summary=summary, range=range_))
+    def _record(
+        self, query: str, took: float, summary: str, range_: dict[str, Any] | None = None
+    ) -> None:
+        self.gate.add_query(
+            QueryRecord(
+                query=query,
+                at=rfc3339(self.at),
+                duration_s=round(took, 4),
+                summary=summary,
+                range=range_,
+            )
+        )
 
 
 def _to_float(value: Any) -> float:

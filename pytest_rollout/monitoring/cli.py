@@ -12,20 +12,31 @@ from pytest_rollout.config import ConfigError, load_config
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "render", help="render artifacts from rollout.toml",
-        description="Render artifacts from rollout.toml, the one source of truth.")
+        "render",
+        help="render artifacts from rollout.toml",
+        description="Render artifacts from rollout.toml, the one source of truth.",
+    )
     what = parser.add_subparsers(dest="render_what", metavar="WHAT", required=True)
     mon = what.add_parser(
-        "monitoring", help="Prometheus rules + promtool tests and Grafana dashboards",
+        "monitoring",
+        help="Prometheus rules + promtool tests and Grafana dashboards",
         description="Write prometheus/*.rules.yml, prometheus/*.test.yml and grafana/*.json "
-        "under --out, rendered from the thresholds, [slo] and [monitoring] of --config.")
+        "under --out, rendered from the thresholds, [slo] and [monitoring] of --config.",
+    )
     mon.add_argument("--config", type=Path, required=True, help="rollout.toml")
     mon.add_argument("--out", type=Path, required=True, help="output directory (monitoring/)")
-    mon.add_argument("--env", default=None, metavar="NAME",
-                     help="render with this environment's phase windows, sample minimums and "
-                     "[monitoring.environments.NAME] (e.g. ci); default: the phases as written")
-    mon.add_argument("--check", action="store_true",
-                     help="write nothing; exit 1 if the files under --out differ from a render")
+    mon.add_argument(
+        "--env",
+        default=None,
+        metavar="NAME",
+        help="render with this environment's phase windows, sample minimums and "
+        "[monitoring.environments.NAME] (e.g. ci); default: the phases as written",
+    )
+    mon.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the files under --out differ from a render",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         for rel in stale:
             print(f"{args.out / rel}: differs from a fresh render", file=sys.stderr)
         if stale:
-            print(f"run: rollout render monitoring --config {args.config} --out {args.out}"
-                  + (f" --env {args.env}" if args.env else ""), file=sys.stderr)
+            print(
+                f"run: rollout render monitoring --config {args.config} --out {args.out}"
+                + (f" --env {args.env}" if args.env else ""),
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     for path in write(files, args.out):
         print(path)

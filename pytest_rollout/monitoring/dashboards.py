@@ -48,25 +48,35 @@ def _panel(p: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
     custom: dict[str, Any] = {}
     if p.kind == "timeseries":
         custom = {"thresholdsStyle": {"mode": "line" if p.thresholds else "off"}}
-    out.update({
-        "datasource": DATASOURCE,
-        "fieldConfig": {
-            "defaults": {"unit": p.unit, "custom": custom,
-                         "thresholds": {"mode": "absolute", "steps": steps}},
-            "overrides": [],
-        },
-        "options": dict(p.options),
-        "targets": [
-            {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend,
-             "refId": chr(ord("A") + i)}
-            for i, (expr, legend) in enumerate(p.targets)
-        ],
-    })
+    out.update(
+        {
+            "datasource": DATASOURCE,
+            "fieldConfig": {
+                "defaults": {
+                    "unit": p.unit,
+                    "custom": custom,
+                    "thresholds": {"mode": "absolute", "steps": steps},
+                },
+                "overrides": [],
+            },
+            "options": dict(p.options),
+            "targets": [
+                {
+                    "datasource": DATASOURCE,
+                    "expr": expr,
+                    "legendFormat": legend,
+                    "refId": chr(ord("A") + i),
+                }
+                for i, (expr, legend) in enumerate(p.targets)
+            ],
+        }
+    )
     return out
 
 
-def _dashboard(s: MonitoringSettings, key: str, title: str, description: str,
-               panels: Sequence[Panel]) -> dict[str, Any]:
+def _dashboard(
+    s: MonitoringSettings, key: str, title: str, description: str, panels: Sequence[Panel]
+) -> dict[str, Any]:
     return {
         "uid": f"{s.uid_prefix}-{key}",
         "title": f"{s.title}: {title}",
@@ -78,10 +88,18 @@ def _dashboard(s: MonitoringSettings, key: str, title: str, description: str,
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "30s",
         "timezone": "utc",
-        "templating": {"list": [{
-            "name": "datasource", "label": "Prometheus", "type": "datasource",
-            "query": "prometheus", "current": {}, "hide": 0,
-        }]},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Prometheus",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                }
+            ]
+        },
         "links": [{"title": "Runbook", "type": "link", "url": s.runbook, "targetBlank": True}],
         "annotations": {"list": []},
         "panels": [_panel(p, i + 1, 12 * (i % 2), 8 * (i // 2)) for i, p in enumerate(panels)],
@@ -97,38 +115,69 @@ def _threshold_table(s: MonitoringSettings, source_name: str) -> str:
     for key, phase in s.phases.items():
         for name, value in sorted(phase.thresholds.items()):
             if name in TRIGGERS:
-                lines.append(f"| {key} {phase.name} | {name} | {num(value)} | "
-                             f"{s.alert_prefix}{TRIGGERS[name].alert} |")
+                lines.append(
+                    f"| {key} {phase.name} | {name} | {num(value)} | "
+                    f"{s.alert_prefix}{TRIGGERS[name].alert} |"
+                )
     return "\n".join(lines) + f"\n\nRendered from {source_name}; runbook: {s.runbook}"
 
 
 def overview(s: MonitoringSettings, q: Q, source_name: str) -> dict[str, Any]:
     m, w = s.metrics, PANEL_WINDOW
     items = [(q.sel(name), name) for name in (m.stored_items, *m.derived_items)]
-    return _dashboard(s, "overview", "rollout overview",
-                      "Which phase is live, the flags behind it, traffic and alerts.", [
-        Panel("Live rollout phase", [(f'{PHASE_ACTIVE}{{job="{s.job}"}}', "{{phase}}")],
-              kind="stat", description="From the flag values the service exports; see the "
-              "[phases.*.flags] tables", options={"textMode": "name"}),
-        Panel("Flag values as the service sees them",
-              [(q.sel(m.flag), f"{{{{{m.flag_label}}}}}")]),
-        Panel("Requests per second by group",
-              [(f'{q.rec_rate(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")], unit="reqps"),
-        Panel("Error ratio by group",
-              [(f'{q.rec_error_ratio(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")],
-              unit="percentunit"),
-        Panel("Latency p50 / p99 (all groups)", [(q.quantile(0.5, w, "job"), "p50"),
-                                                  (q.quantile(0.99, w, "job"), "p99")], unit="s"),
-        Panel("Resident memory and CPU", [
-            (f"sum by (job) ({q.sel(m.rss)})", "resident bytes"),
-            (f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))", "CPU cores")]),
-        Panel("Rollout alerts firing",
-              [(f'sum(ALERTS{{job="{s.job}",alertstate="firing"}}) or vector(0)', "firing")],
-              kind="stat"),
-        Panel("Stored items (must never drop)", items),
-        Panel("Abort triggers and their alerts", [], kind="text",
-              text=_threshold_table(s, source_name)),
-    ])
+    return _dashboard(
+        s,
+        "overview",
+        "rollout overview",
+        "Which phase is live, the flags behind it, traffic and alerts.",
+        [
+            Panel(
+                "Live rollout phase",
+                [(f'{PHASE_ACTIVE}{{job="{s.job}"}}', "{{phase}}")],
+                kind="stat",
+                description="From the flag values the service exports; see the "
+                "[phases.*.flags] tables",
+                options={"textMode": "name"},
+            ),
+            Panel(
+                "Flag values as the service sees them", [(q.sel(m.flag), f"{{{{{m.flag_label}}}}}")]
+            ),
+            Panel(
+                "Requests per second by group",
+                [(f'{q.rec_rate(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")],
+                unit="reqps",
+            ),
+            Panel(
+                "Error ratio by group",
+                [(f'{q.rec_error_ratio(w)}{{job="{s.job}"}}', f"{{{{{s.group_label}}}}}")],
+                unit="percentunit",
+            ),
+            Panel(
+                "Latency p50 / p99 (all groups)",
+                [(q.quantile(0.5, w, "job"), "p50"), (q.quantile(0.99, w, "job"), "p99")],
+                unit="s",
+            ),
+            Panel(
+                "Resident memory and CPU",
+                [
+                    (f"sum by (job) ({q.sel(m.rss)})", "resident bytes"),
+                    (f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))", "CPU cores"),
+                ],
+            ),
+            Panel(
+                "Rollout alerts firing",
+                [(f'sum(ALERTS{{job="{s.job}",alertstate="firing"}}) or vector(0)', "firing")],
+                kind="stat",
+            ),
+            Panel("Stored items (must never drop)", items),
+            Panel(
+                "Abort triggers and their alerts",
+                [],
+                kind="text",
+                text=_threshold_table(s, source_name),
+            ),
+        ],
+    )
 
 
 def canary(s: MonitoringSettings, q: Q) -> dict[str, Any]:
@@ -136,34 +185,64 @@ def canary(s: MonitoringSettings, q: Q) -> dict[str, Any]:
     legend = f"{{{{{gl}}}}}"
 
     def delta(record: str) -> str:
-        return (f'{record}{{job="{job}",{gl}="{s.treatment}"}} - on(job) group_left '
-                f'{record}{{job="{job}",{gl}="{s.control}"}}')
+        return (
+            f'{record}{{job="{job}",{gl}="{s.treatment}"}} - on(job) group_left '
+            f'{record}{{job="{job}",{gl}="{s.control}"}}'
+        )
 
-    return _dashboard(s, "canary", "canary vs control",
-                      f"{s.treatment} against {s.control} over {w}; red lines are abort "
-                      "thresholds (the alerts use each phase's own window).", [
-        Panel("p99 latency by group", [(f'{q.rec_quantile("p99", w)}{{job="{job}"}}', legend)],
-              unit="s"),
-        Panel(f"p99 delta ({s.treatment} - {s.control})", [(delta(q.rec_quantile("p99", w)),
-                                                             "delta")],
-              unit="s", thresholds=_abort_values(s, "p99_delta_abort_s")),
-        Panel("p50 latency by group", [(f'{q.rec_quantile("p50", w)}{{job="{job}"}}', legend)],
-              unit="s"),
-        Panel("Error ratio by group", [(f'{q.rec_error_ratio(w)}{{job="{job}"}}', legend)],
-              unit="percentunit"),
-        Panel(f"Error ratio delta ({s.treatment} - {s.control})",
-              [(delta(q.rec_error_ratio(w)), "delta")], unit="percentunit",
-              thresholds=_abort_values(s, "error_rate_delta_abort")),
-        Panel(f"Mean {m.quality} by group", [(f'{q.rec_quality(w)}{{job="{job}"}}', legend)]),
-        Panel(f"{m.quality} delta ({s.treatment} - {s.control})", [(delta(q.rec_quality(w)),
-                                                                    "delta")],
-              thresholds=[-v for v in _abort_values(s, "confidence_drop_abort")]),
-        Panel("Requests per second by group", [(f'{q.rec_rate(w)}{{job="{job}"}}', legend)],
-              unit="reqps"),
-        Panel(f"{m.active_units} by group (sample ratio)", [(q.sel(m.active_units), legend)]),
-        Panel("Fallbacks per second", [(f"sum by (job) (rate({q.sel(m.fallbacks)}[{w}]))",
-                                        "fallbacks")], unit="reqps"),
-    ])
+    return _dashboard(
+        s,
+        "canary",
+        "canary vs control",
+        f"{s.treatment} against {s.control} over {w}; red lines are abort "
+        "thresholds (the alerts use each phase's own window).",
+        [
+            Panel(
+                "p99 latency by group",
+                [(f'{q.rec_quantile("p99", w)}{{job="{job}"}}', legend)],
+                unit="s",
+            ),
+            Panel(
+                f"p99 delta ({s.treatment} - {s.control})",
+                [(delta(q.rec_quantile("p99", w)), "delta")],
+                unit="s",
+                thresholds=_abort_values(s, "p99_delta_abort_s"),
+            ),
+            Panel(
+                "p50 latency by group",
+                [(f'{q.rec_quantile("p50", w)}{{job="{job}"}}', legend)],
+                unit="s",
+            ),
+            Panel(
+                "Error ratio by group",
+                [(f'{q.rec_error_ratio(w)}{{job="{job}"}}', legend)],
+                unit="percentunit",
+            ),
+            Panel(
+                f"Error ratio delta ({s.treatment} - {s.control})",
+                [(delta(q.rec_error_ratio(w)), "delta")],
+                unit="percentunit",
+                thresholds=_abort_values(s, "error_rate_delta_abort"),
+            ),
+            Panel(f"Mean {m.quality} by group", [(f'{q.rec_quality(w)}{{job="{job}"}}', legend)]),
+            Panel(
+                f"{m.quality} delta ({s.treatment} - {s.control})",
+                [(delta(q.rec_quality(w)), "delta")],
+                thresholds=[-v for v in _abort_values(s, "confidence_drop_abort")],
+            ),
+            Panel(
+                "Requests per second by group",
+                [(f'{q.rec_rate(w)}{{job="{job}"}}', legend)],
+                unit="reqps",
+            ),
+            Panel(f"{m.active_units} by group (sample ratio)", [(q.sel(m.active_units), legend)]),
+            Panel(
+                "Fallbacks per second",
+                [(f"sum by (job) (rate({q.sel(m.fallbacks)}[{w}]))", "fallbacks")],
+                unit="reqps",
+            ),
+        ],
+    )
 
 
 def slo(s: MonitoringSettings, q: Q) -> dict[str, Any] | None:
@@ -178,16 +257,25 @@ def slo(s: MonitoringSettings, q: Q) -> dict[str, Any] | None:
     windows = [long for _, _, pairs in BURN_RATE_ALERTS for long, _, _ in pairs]
     for name, target, record in objectives:
         budget = 1 - target
-        panels.append(Panel(f"{name} SLI over 1h (objective {num(target * 100)}%)",
-                            [(f'1 - {record("1h")}{{job="{s.job}"}}', "SLI")],
-                            unit="percentunit", thresholds=[target]))
-        panels.append(Panel(
-            f"{name} error-budget burn rate",
-            [(f'{record(w)}{{job="{s.job}"}} / {num(budget)}', w) for w in windows],
-            description="1 = spending the budget exactly over the SLO period",
-            thresholds=sorted({rate for _, _, pairs in BURN_RATE_ALERTS for *_, rate in pairs})))
-    return _dashboard(s, "slo", "SLO compliance",
-                      "Multi-window multi-burn-rate view of the recall SLOs.", panels)
+        panels.append(
+            Panel(
+                f"{name} SLI over 1h (objective {num(target * 100)}%)",
+                [(f'1 - {record("1h")}{{job="{s.job}"}}', "SLI")],
+                unit="percentunit",
+                thresholds=[target],
+            )
+        )
+        panels.append(
+            Panel(
+                f"{name} error-budget burn rate",
+                [(f'{record(w)}{{job="{s.job}"}} / {num(budget)}', w) for w in windows],
+                description="1 = spending the budget exactly over the SLO period",
+                thresholds=sorted({rate for _, _, pairs in BURN_RATE_ALERTS for *_, rate in pairs}),
+            )
+        )
+    return _dashboard(
+        s, "slo", "SLO compliance", "Multi-window multi-burn-rate view of the recall SLOs.", panels
+    )
 
 
 def shadow(s: MonitoringSettings, q: Q) -> dict[str, Any]:
@@ -196,32 +284,64 @@ def shadow(s: MonitoringSettings, q: Q) -> dict[str, Any]:
     cpu = f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))"
     rss_base = f'{q.rec_baseline("rss")}{{job="{s.job}"}}'
     cpu_base = f'{q.rec_baseline("cpu")}{{job="{s.job}"}}'
-    return _dashboard(s, "shadow", "shadow-mode overhead",
-                      f"Resource overhead against the {s.baseline_phase} baseline, and the shadow "
-                      "work itself.", [
-        Panel("Resident memory vs baseline", [(rss, "now"), (rss_base, "baseline")],
-              unit="bytes"),
-        Panel("Resident memory overhead", [(f"100 * ({rss} / on(job) {rss_base} - 1)",
-                                            "overhead %")],
-              unit="percent", thresholds=_abort_values(s, "rss_overhead_pct_abort")),
-        Panel("CPU vs baseline", [(cpu, "now"), (cpu_base, "baseline")], unit="short"),
-        Panel("CPU overhead", [(f"100 * ({cpu} / on(job) {cpu_base} - 1)", "overhead %")],
-              unit="percent", thresholds=_abort_values(s, "cpu_overhead_pct_abort")),
-        Panel("Formation p99 duration", [(
-            f"histogram_quantile(0.99, sum by (job, le) "
-            f"(rate({q.sel(m.formation_latency + '_bucket')}[{w}])))", "p99")], unit="s"),
-        Panel("Formations and formation errors per second", [
-            (f"sum by (job) (rate({q.sel(m.formations)}[{w}]))", "formed"),
-            (f"sum by (job) (rate({q.sel(m.formation_errors)}[{w}]))", "errors")]),
-        Panel("Items built by the new path", [(q.sel(name), name) for name in m.derived_items]
-              or [(q.sel(m.stored_items), m.stored_items)]),
-        Panel("p99 latency during shadow mode", [(q.quantile(0.99, w, "job"), "p99")], unit="s",
-              description="nothing reads the new state yet, so this must not move"),
-    ])
+    return _dashboard(
+        s,
+        "shadow",
+        "shadow-mode overhead",
+        f"Resource overhead against the {s.baseline_phase} baseline, and the shadow work itself.",
+        [
+            Panel(
+                "Resident memory vs baseline", [(rss, "now"), (rss_base, "baseline")], unit="bytes"
+            ),
+            Panel(
+                "Resident memory overhead",
+                [(f"100 * ({rss} / on(job) {rss_base} - 1)", "overhead %")],
+                unit="percent",
+                thresholds=_abort_values(s, "rss_overhead_pct_abort"),
+            ),
+            Panel("CPU vs baseline", [(cpu, "now"), (cpu_base, "baseline")], unit="short"),
+            Panel(
+                "CPU overhead",
+                [(f"100 * ({cpu} / on(job) {cpu_base} - 1)", "overhead %")],
+                unit="percent",
+                thresholds=_abort_values(s, "cpu_overhead_pct_abort"),
+            ),
+            Panel(
+                "Formation p99 duration",
+                [
+                    (
+                        f"histogram_quantile(0.99, sum by (job, le) "
+                        f"(rate({q.sel(m.formation_latency + '_bucket')}[{w}])))",
+                        "p99",
+                    )
+                ],
+                unit="s",
+            ),
+            Panel(
+                "Formations and formation errors per second",
+                [
+                    (f"sum by (job) (rate({q.sel(m.formations)}[{w}]))", "formed"),
+                    (f"sum by (job) (rate({q.sel(m.formation_errors)}[{w}]))", "errors"),
+                ],
+            ),
+            Panel(
+                "Items built by the new path",
+                [(q.sel(name), name) for name in m.derived_items]
+                or [(q.sel(m.stored_items), m.stored_items)],
+            ),
+            Panel(
+                "p99 latency during shadow mode",
+                [(q.quantile(0.99, w, "job"), "p99")],
+                unit="s",
+                description="nothing reads the new state yet, so this must not move",
+            ),
+        ],
+    )
 
 
-def dashboards(s: MonitoringSettings,
-               source_name: str = "rollout.toml") -> dict[str, dict[str, Any]]:
+def dashboards(
+    s: MonitoringSettings, source_name: str = "rollout.toml"
+) -> dict[str, dict[str, Any]]:
     """uid -> dashboard JSON model, in a stable order."""
     q = Q(s)
     boards = [overview(s, q, source_name), canary(s, q), slo(s, q), shadow(s, q)]

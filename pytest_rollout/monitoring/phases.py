@@ -53,18 +53,20 @@ def conditions(settings: MonitoringSettings) -> dict[str, tuple[FlagCondition, .
                 conds.append(FlagCondition(flag, equals=value))
             else:
                 lower = [v for v in numeric[flag] if v < value]
-                conds.append(FlagCondition(flag, above=max(lower) if lower else None,
-                                           at_most=float(value)))
+                conds.append(
+                    FlagCondition(flag, above=max(lower) if lower else None, at_most=float(value))
+                )
         out[key] = tuple(conds)
     _check_disjoint(settings, out)
     return out
 
 
-def _check_disjoint(settings: MonitoringSettings,
-                    conds: Mapping[str, tuple[FlagCondition, ...]]) -> None:
+def _check_disjoint(
+    settings: MonitoringSettings, conds: Mapping[str, tuple[FlagCondition, ...]]
+) -> None:
     keys = sorted(k for k, c in conds.items() if c)
     for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
+        for b in keys[i + 1 :]:
             if _compatible(conds[a], conds[b]):
                 raise ConfigError(
                     f"{settings.source}: [phases.{a}.flags] and [phases.{b}.flags] describe "
@@ -89,11 +91,13 @@ def _compatible(a: tuple[FlagCondition, ...], b: tuple[FlagCondition, ...]) -> b
     return True
 
 
-def matching(conds: Mapping[str, tuple[FlagCondition, ...]],
-             values: Mapping[str, FlagValue]) -> list[str]:
+def matching(
+    conds: Mapping[str, tuple[FlagCondition, ...]], values: Mapping[str, FlagValue]
+) -> list[str]:
     """Phases whose conditions hold for these flag values (what the recording rule computes)."""
     return [
-        key for key, cs in conds.items()
+        key
+        for key, cs in conds.items()
         if cs and all(c.flag in values and c.holds(float(values[c.flag])) for c in cs)
     ]
 

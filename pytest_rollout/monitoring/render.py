@@ -58,8 +58,15 @@ def write(files: dict[str, str], out: Path) -> list[Path]:
 
 def diff(files: dict[str, str], out: Path) -> list[str]:
     """Relative paths that are missing, different or stale under ``out``."""
-    changed = [rel for rel, text in files.items()
-               if not (out / rel).is_file() or (out / rel).read_text(encoding="utf-8") != text]
-    stale = [p.relative_to(out).as_posix() for pattern in OWNED for p in sorted(out.glob(pattern))
-             if p.relative_to(out).as_posix() not in files]
+    changed = [
+        rel
+        for rel, text in files.items()
+        if not (out / rel).is_file() or (out / rel).read_text(encoding="utf-8") != text
+    ]
+    stale = [
+        p.relative_to(out).as_posix()
+        for pattern in OWNED
+        for p in sorted(out.glob(pattern))
+        if p.relative_to(out).as_posix() not in files
+    ]
     return sorted(changed + stale)

@@ -122,17 +122,21 @@ class Builder:
                     gl = f'{job},{s.group_label}="{g}"'
                     err = seg.errors.get(g, 0) if seg.n else 0
                     inc = 0.0 if first else 1.0
-                    counter(f'{m.requests}{{{gl},{m.outcome_label}="{m.ok_outcome}"}}',
-                            inc * (seg.n - err))
+                    counter(
+                        f'{m.requests}{{{gl},{m.outcome_label}="{m.ok_outcome}"}}',
+                        inc * (seg.n - err),
+                    )
                     counter(f'{m.requests}{{{gl},{m.outcome_label}="error"}}', inc * err)
                     slow = seg.slow.get(g, 0.0)
                     for le, share in ((FAST_LE, 1 - slow), (self.slow_le, 1.0), (math.inf, 1.0)):
                         le_text = "+Inf" if le == math.inf else str(le)
-                        counter(f'{m.latency}_bucket{{{gl},le="{le_text}"}}',
-                                inc * round(seg.n * share))
+                        counter(
+                            f'{m.latency}_bucket{{{gl},le="{le_text}"}}', inc * round(seg.n * share)
+                        )
                     counter(f"{m.quality}_count{{{gl}}}", inc * seg.n)
-                    counter(f"{m.quality}_sum{{{gl}}}",
-                            inc * seg.n * seg.quality.get(g, BASE_QUALITY))
+                    counter(
+                        f"{m.quality}_sum{{{gl}}}", inc * seg.n * seg.quality.get(g, BASE_QUALITY)
+                    )
                 add(f"{m.rss}{{{job}}}", seg.rss)
                 counter(f"{m.cpu}{{{job}}}", 0.0 if first else seg.cpu_per_step)
                 counter(f"{m.formation_errors}{{{job}}}", 0.0 if first else seg.formation_errors)
@@ -242,13 +246,18 @@ class Planner:
         # Errors need the final request count: twice the threshold's share of it.
         errors = {}
         for g in bad.changes.get("errors", {}):
-            t = ("error_rate_delta_abort" if "error_rate_delta_abort" in p.thresholds
-                 else "error_rate_max")
+            t = (
+                "error_rate_delta_abort"
+                if "error_rate_delta_abort" in p.thresholds
+                else "error_rate_max"
+            )
             errors[g] = max(1, math.ceil(2 * p.thresholds[t] * bad.n))
         if errors:
             bad.changes["errors"] = errors
-            bad.fires = [(a, lab, errors[s.treatment] / bad.n) if v == -1.0 else (a, lab, v)
-                         for a, lab, v in bad.fires]
+            bad.fires = [
+                (a, lab, errors[s.treatment] / bad.n) if v == -1.0 else (a, lab, v)
+                for a, lab, v in bad.fires
+            ]
         return bad
 
     def phase_cases(self, phase: str) -> list[Case]:
@@ -264,24 +273,34 @@ class Planner:
         bad = self._bad(phase, abort, n)
         n = bad.n
         run = self.steps(p.window_s + s.abort_for_s) + 3
-        healthy = Segment(run, flags, n=n, stored_step=10.0,
-                          cpu_per_step=BASE_CPU_CORES * self.interval_s)
+        healthy = Segment(
+            run, flags, n=n, stored_step=10.0, cpu_per_step=BASE_CPU_CORES * self.interval_s
+        )
         lead: tuple[Segment, ...] = ()
         if uses_baseline:
             base = s.phases[s.baseline_phase]
-            lead = (replace(healthy, steps=self.steps(base.window_s) + 3,
-                            flags=_flags_of(s, s.baseline_phase)),)
+            lead = (
+                replace(
+                    healthy,
+                    steps=self.steps(base.window_s) + 3,
+                    flags=_flags_of(s, s.baseline_phase),
+                ),
+            )
         bad_run = replace(healthy, **bad.changes)
         bad_segments: tuple[Segment, ...] = (bad_run,)
         if bad.drop:
             # Items lost half a window before the evaluation: inside the window, held for `for`.
             half = self.steps(p.window_s / 2)
-            bad_segments = (replace(bad_run, steps=run - half),
-                            replace(bad_run, steps=half, stored_drop=bad.drop))
+            bad_segments = (
+                replace(bad_run, steps=run - half),
+                replace(bad_run, steps=half, stored_drop=bad.drop),
+            )
         at = sum(x.steps for x in lead) + run - 1
         names = sorted({a.name for a in abort})
-        guard_names = sorted({a.name for a in guards} | {a.name for a in self.alerts
-                                                          if a.kind == "guard" and not a.phase})
+        guard_names = sorted(
+            {a.name for a in guards}
+            | {a.name for a in self.alerts if a.kind == "guard" and not a.phase}
+        )
 
         def quiet(names: Sequence[str]) -> tuple[Check, ...]:
             return tuple(Check(n) for n in names)
@@ -296,24 +315,46 @@ class Planner:
             return [(alert, job, value)]
 
         cases = [
-            Case(f"{phase}: every abort alert fires on its bad series", (*lead, *bad_segments),
-                 at, tuple(firing(nm, bad.fires) for nm in names), bad.slow_le),
-            Case(f"{phase}: healthy series, every alert stays quiet", (*lead, healthy), at,
-                 quiet(names + guard_names), bad.slow_le),
+            Case(
+                f"{phase}: every abort alert fires on its bad series",
+                (*lead, *bad_segments),
+                at,
+                tuple(firing(nm, bad.fires) for nm in names),
+                bad.slow_le,
+            ),
+            Case(
+                f"{phase}: healthy series, every alert stays quiet",
+                (*lead, healthy),
+                at,
+                quiet(names + guard_names),
+                bad.slow_le,
+            ),
         ]
         low = [x for a in self.named("RolloutLowVolume", phase) for x in all_results(a, 0.0)]
         idle = replace(healthy, n=0, stored_step=0.0)
-        cases.append(Case(f"{phase}: no traffic, abort alerts quiet, low volume fires",
-                          (*lead, idle), at,
-                          (*quiet(names), *([firing(low[0][0].name, low)] if low else ())),
-                          bad.slow_le))
+        cases.append(
+            Case(
+                f"{phase}: no traffic, abort alerts quiet, low volume fires",
+                (*lead, idle),
+                at,
+                (*quiet(names), *([firing(low[0][0].name, low)] if low else ())),
+                bad.slow_le,
+            )
+        )
         blind = Segment(self.steps(s.abort_for_s) + 3, flags, metrics=False)
         absent = [x for a in self.named("RolloutMetricAbsent", phase) for x in all_results(a, 1.0)]
-        missing = [x for a in self.named("RolloutBaselineMissing", phase)
-                   for x in all_results(a, 1.0)]
+        missing = [
+            x for a in self.named("RolloutBaselineMissing", phase) for x in all_results(a, 1.0)
+        ]
         checks = [firing(items[0][0].name, items) for items in (absent, missing) if items]
-        cases.append(Case(f"{phase}: no metrics but flags, absence alerts fire", (blind,),
-                          blind.steps - 1, (*checks, *quiet(names))))
+        cases.append(
+            Case(
+                f"{phase}: no metrics but flags, absence alerts fire",
+                (blind,),
+                blind.steps - 1,
+                (*checks, *quiet(names)),
+            )
+        )
         return cases
 
     def global_cases(self) -> list[Case]:
@@ -322,15 +363,25 @@ class Planner:
         cases = []
         flags_absent = self.named("RolloutFlagsAbsent", None)
         if flags_absent:
-            cases.append(Case("no series at all: flags absent fires", (Segment(short, None,
-                              metrics=False),), short - 1,
-                              (Check(flags_absent[0].name, ((flags_absent[0], job, 1.0),)),)))
+            cases.append(
+                Case(
+                    "no series at all: flags absent fires",
+                    (Segment(short, None, metrics=False),),
+                    short - 1,
+                    (Check(flags_absent[0].name, ((flags_absent[0], job, 1.0),)),),
+                )
+            )
         unknown_alert = self.named("RolloutPhaseUnknown", None)
         unknown = _unmatched_flags(s)
         if unknown_alert and unknown is not None:
-            cases.append(Case("flags of no phase: phase unknown fires",
-                              (Segment(short, unknown, n=10),), short - 1,
-                              (Check(unknown_alert[0].name, ((unknown_alert[0], job, 1.0),)),)))
+            cases.append(
+                Case(
+                    "flags of no phase: phase unknown fires",
+                    (Segment(short, unknown, n=10),),
+                    short - 1,
+                    (Check(unknown_alert[0].name, ((unknown_alert[0], job, 1.0),)),),
+                )
+            )
         return cases
 
 
@@ -352,11 +403,17 @@ def _expected(fires: Sequence[tuple[Alert, dict[str, str], float]]) -> list[dict
     for a, labels, value in fires:
         before, fmt, after = a.summary
         summary = before + (go_format(fmt, value) if fmt else "") + after
-        out.append({
-            "exp_labels": {**{k: labels[k] for k in sorted(labels)}, **a.labels},
-            "exp_annotations": {"summary": summary, "description": a.description,
-                                "runbook_url": a.runbook_url, **a.annotations},
-        })
+        out.append(
+            {
+                "exp_labels": {**{k: labels[k] for k in sorted(labels)}, **a.labels},
+                "exp_annotations": {
+                    "summary": summary,
+                    "description": a.description,
+                    "runbook_url": a.runbook_url,
+                    **a.annotations,
+                },
+            }
+        )
     return out
 
 
@@ -376,18 +433,22 @@ def rollout_tests(s: MonitoringSettings, rules: RuleSet) -> dict[str, Any]:
     tests = []
     for case in cases:
         builder = Builder(s, case.slow_le)
-        tests.append({
-            "name": case.name,
-            "interval": window(interval),
-            "input_series": builder.series(case.segments),
-            "alert_rule_test": [{
-                "eval_time": window(case.eval_steps * interval),
-                "alertname": check.name,
-                "exp_alerts": _expected(check.fires),
-            } for check in case.checks],
-        })
-    return {"rule_files": [rules.filename], "evaluation_interval": window(interval),
-            "tests": tests}
+        tests.append(
+            {
+                "name": case.name,
+                "interval": window(interval),
+                "input_series": builder.series(case.segments),
+                "alert_rule_test": [
+                    {
+                        "eval_time": window(case.eval_steps * interval),
+                        "alertname": check.name,
+                        "exp_alerts": _expected(check.fires),
+                    }
+                    for check in case.checks
+                ],
+            }
+        )
+    return {"rule_files": [rules.filename], "evaluation_interval": window(interval), "tests": tests}
 
 
 def slo_tests(s: MonitoringSettings, rules: RuleSet) -> dict[str, Any]:
@@ -414,18 +475,26 @@ def slo_tests(s: MonitoringSettings, rules: RuleSet) -> dict[str, Any]:
             bad = round(per_step * share)
             if slo_name == "availability":
                 series = [
-                    {"series": f'{m.requests}{{{job},{m.outcome_label}="{m.ok_outcome}"}}',
-                     "values": f"0+{per_step - bad}x{steps - 1}"},
-                    {"series": f'{m.requests}{{{job},{m.outcome_label}="error"}}',
-                     "values": f"0+{bad}x{steps - 1}"},
+                    {
+                        "series": f'{m.requests}{{{job},{m.outcome_label}="{m.ok_outcome}"}}',
+                        "values": f"0+{per_step - bad}x{steps - 1}",
+                    },
+                    {
+                        "series": f'{m.requests}{{{job},{m.outcome_label}="error"}}',
+                        "values": f"0+{bad}x{steps - 1}",
+                    },
                 ]
             else:
                 le = str(float(slo.latency_objective_s or 0))
                 series = [
-                    {"series": f'{m.latency}_bucket{{{job},le="{le}"}}',
-                     "values": f"0+{per_step - bad}x{steps - 1}"},
-                    {"series": f"{m.latency}_count{{{job}}}",
-                     "values": f"0+{per_step}x{steps - 1}"},
+                    {
+                        "series": f'{m.latency}_bucket{{{job},le="{le}"}}',
+                        "values": f"0+{per_step - bad}x{steps - 1}",
+                    },
+                    {
+                        "series": f"{m.latency}_count{{{job}}}",
+                        "values": f"0+{per_step}x{steps - 1}",
+                    },
                 ]
             value = bad / per_step if per_step else 0.0
             checks: dict[str, list[dict[str, Any]]] = {}
@@ -433,11 +502,15 @@ def slo_tests(s: MonitoringSettings, rules: RuleSet) -> dict[str, Any]:
                 fires = a.labels["severity"] in firing
                 items = ((a, {"job": s.job}, value),) if fires else ()
                 checks.setdefault(a.name, []).extend(_expected(items))
-            tests.append({"name": f"{slo_name} SLO: {label}", "interval": "1m",
-                          "input_series": series,
-                          "alert_rule_test": [
-                              {"eval_time": "40m", "alertname": name, "exp_alerts": exp}
-                              for name, exp in checks.items()]})
-    return {"rule_files": [rules.filename], "evaluation_interval": window(interval),
-            "tests": tests}
-
+            tests.append(
+                {
+                    "name": f"{slo_name} SLO: {label}",
+                    "interval": "1m",
+                    "input_series": series,
+                    "alert_rule_test": [
+                        {"eval_time": "40m", "alertname": name, "exp_alerts": exp}
+                        for name, exp in checks.items()
+                    ],
+                }
+            )
+    return {"rule_files": [rules.filename], "evaluation_interval": window(interval), "tests": tests}

@@ -24,13 +24,30 @@ ROLLBACK_ANCHOR = "rollback"
 SLO_ANCHOR = "slo-burn-rate-alerts"
 
 _REQUIRED_METRICS = (
-    "requests", "latency", "quality", "stored_items", "formations", "formation_errors",
-    "formation_latency", "fallbacks", "active_units", "flag", "rss", "cpu",
+    "requests",
+    "latency",
+    "quality",
+    "stored_items",
+    "formations",
+    "formation_errors",
+    "formation_latency",
+    "fallbacks",
+    "active_units",
+    "flag",
+    "rss",
+    "cpu",
 )
 _OPTIONAL_METRICS = ("derived_items", "outcome_label", "ok_outcome", "flag_label")
 _MONITORING_KEYS = (
-    "title", "alert_prefix", "uid_prefix", "job", "runbook", "baseline_phase", "abort_for",
-    "metrics", "environments",
+    "title",
+    "alert_prefix",
+    "uid_prefix",
+    "job",
+    "runbook",
+    "baseline_phase",
+    "abort_for",
+    "metrics",
+    "environments",
 )
 _ENVIRONMENT_KEYS = ("abort_for",)
 _SLO_KEYS = ("availability", "latency_objective_s", "latency_target")
@@ -101,8 +118,9 @@ def _fail(source: str, key: str, value: Any, expected: str) -> ConfigError:
     return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
 
 
-def _reject_unknown(source: str, where: str, table: Mapping[str, Any],
-                    known: tuple[str, ...]) -> None:
+def _reject_unknown(
+    source: str, where: str, table: Mapping[str, Any], known: tuple[str, ...]
+) -> None:
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise ConfigError(
@@ -110,8 +128,14 @@ def _reject_unknown(source: str, where: str, table: Mapping[str, Any],
         )
 
 
-def _string(source: str, table: Mapping[str, Any], where: str, key: str,
-            pattern: re.Pattern[str] | None, default: str | None = None) -> str:
+def _string(
+    source: str,
+    table: Mapping[str, Any],
+    where: str,
+    key: str,
+    pattern: re.Pattern[str] | None,
+    default: str | None = None,
+) -> str:
     value = table.get(key, default)
     if value is None:
         raise ConfigError(f"{source}: {where}.{key} is required")
@@ -200,16 +224,21 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
         raise _fail(source, "monitoring.environments", envs, "a table of environment tables")
     for name, table in sorted(envs.items()):
         if name not in config.environments:
-            raise _fail(source, f"monitoring.environments.{name}", name,
-                        "the name of an [environments.NAME] table")
+            raise _fail(
+                source,
+                f"monitoring.environments.{name}",
+                name,
+                "the name of an [environments.NAME] table",
+            )
         if not isinstance(table, dict):
             raise _fail(source, f"monitoring.environments.{name}", table, "a table")
         _reject_unknown(source, f"monitoring.environments.{name}", table, _ENVIRONMENT_KEYS)
     overrides: Mapping[str, Any] = envs.get(environment, {}) if environment else {}
     abort_for_s = _duration(source, raw, where, "abort_for", "5m")
     if "abort_for" in overrides:
-        abort_for_s = _duration(source, overrides, f"monitoring.environments.{environment}",
-                                "abort_for", "5m")
+        abort_for_s = _duration(
+            source, overrides, f"monitoring.environments.{environment}", "abort_for", "5m"
+        )
     # A profile shortens windows; alerts still tell phases apart by the production flag states
     # (a rehearsal may run its canary at another cohort size, which must not reshuffle phases).
     phases = {
@@ -218,8 +247,12 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
     }
     baseline = _string(source, raw, where, "baseline_phase", None, "phase0")
     if baseline not in phases:
-        raise _fail(source, "monitoring.baseline_phase", baseline,
-                    f"one of the phases ({', '.join(phases)})")
+        raise _fail(
+            source,
+            "monitoring.baseline_phase",
+            baseline,
+            f"one of the phases ({', '.join(phases)})",
+        )
     return MonitoringSettings(
         source=source,
         title=title,

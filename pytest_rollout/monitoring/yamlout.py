@@ -60,7 +60,7 @@ def _lines(value: Any, indent: int) -> list[str]:
             # The first line of the item carries the dash; the rest keep their indentation.
             first = inner[0]
             if first.startswith(" " * (indent + 2)):
-                inner[0] = f"{pad}- {first[indent + 2:]}"
+                inner[0] = f"{pad}- {first[indent + 2 :]}"
             else:
                 inner[0] = f"{pad}-{first}"
             out.extend(inner)

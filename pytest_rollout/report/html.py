@@ -50,7 +50,9 @@ class HtmlReport:
                 details = self.renderer.gate_extra(result, png, note)
                 # pytest-html's own attribute; TestReport does not declare it.
                 report.extras = [  # type: ignore[attr-defined]
-                    *getattr(report, "extras", []), extras.html(details)]
+                    *getattr(report, "extras", []),
+                    extras.html(details),
+                ]
         return (yield)
 
     def _plot(self, result: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -63,12 +65,18 @@ class HtmlReport:
 
         try:
             png = plots.render_png(
-                series, metric=str(record.get("metric") or result["nodeid"]),
-                unit=str(record.get("unit") or ""), threshold=record.get("threshold"),
-                threshold_on=plots.threshold_target(series, record.get("extra") or {}))
+                series,
+                metric=str(record.get("metric") or result["nodeid"]),
+                unit=str(record.get("unit") or ""),
+                threshold=record.get("threshold"),
+                threshold_on=plots.threshold_target(series, record.get("extra") or {}),
+            )
         except ImportError:
-            return None, "plot unavailable: matplotlib is not installed " \
-                "(pip install 'pytest-rollout[report]')"
+            return (
+                None,
+                "plot unavailable: matplotlib is not installed "
+                "(pip install 'pytest-rollout[report]')",
+            )
         return png, None if png else "the recorded series hold no finite points"
 
     @pytest.hookimpl(optionalhook=True)
@@ -118,14 +126,19 @@ class HtmlReport:
         for gate in record.get("gates", []):
             counts[gate["outcome"]] = counts.get(gate["outcome"], 0) + 1
         return render.BannerView(
-            phase=str(record.get("phase")), decision=str(record.get("decision")),
+            phase=str(record.get("phase")),
+            decision=str(record.get("decision")),
             reason=str(record.get("reason", rollout.reason)),
             environment=record.get("environment"),
-            evaluated_at=str(record.get("evaluated_at")), window=window,
+            evaluated_at=str(record.get("evaluated_at")),
+            window=window,
             window_length=_length(window),
             command=provenance.reproduce_command(
-                self.config, at=str(record.get("evaluated_at")),
-                environment=record.get("environment"), redactor=self.redact),
+                self.config,
+                at=str(record.get("evaluated_at")),
+                environment=record.get("environment"),
+                redactor=self.redact,
+            ),
             commit=provenance.git_commit(self.config.rootpath),
             operator=str(context.get("operator", "unknown")),
             ci=provenance.ci_identity(self.redact),
@@ -159,8 +172,10 @@ def _clean_metadata(metadata: MutableMapping[str, Any], redact: Redactor) -> Non
         if is_secret_name(str(key)):
             metadata[key] = REDACTED
         elif isinstance(value, Mapping):
-            metadata[key] = {_safe(k, redact): REDACTED if is_secret_name(str(k))
-                             else _safe(v, redact) for k, v in value.items()}
+            metadata[key] = {
+                _safe(k, redact): REDACTED if is_secret_name(str(k)) else _safe(v, redact)
+                for k, v in value.items()
+            }
         else:
             metadata[key] = _safe(value, redact)
 

@@ -33,12 +33,15 @@ class JunitProperties:
             result = results.at_teardown(self.config, report)
             if result is not None:
                 record: Mapping[str, Any] = result.get("record") or {}
-                for name, value in (("kind", result["kind"]), ("outcome", result["outcome"]),
-                                    ("metric", record.get("metric")),
-                                    ("observed", record.get("observed")),
-                                    ("threshold", record.get("threshold")),
-                                    ("unit", record.get("unit")),
-                                    ("reason", result.get("reason"))):
+                for name, value in (
+                    ("kind", result["kind"]),
+                    ("outcome", result["outcome"]),
+                    ("metric", record.get("metric")),
+                    ("observed", record.get("observed")),
+                    ("threshold", record.get("threshold")),
+                    ("unit", record.get("unit")),
+                    ("reason", result.get("reason")),
+                ):
                     report.user_properties.append((PREFIX + name, self._text(value)))
         return (yield)
 

@@ -78,11 +78,21 @@ def render_png(
     others = iter(OTHER_COLOURS)
     for name, points in cleaned.items():
         colour = COLOURS.get(name) or next(others, "#333333")
-        top.plot([_when(t) for t, _ in points], [v * factor for _, v in points],
-                 label=name, color=colour, linewidth=1.4)
+        top.plot(
+            [_when(t) for t, _ in points],
+            [v * factor for _, v in points],
+            label=name,
+            color=colour,
+            linewidth=1.4,
+        )
     if threshold is not None and threshold_on == "value":
-        top.axhline(threshold * factor, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.2,
-                    label=f"threshold {threshold * factor:g} {shown_unit}".rstrip())
+        top.axhline(
+            threshold * factor,
+            color=THRESHOLD_COLOUR,
+            linestyle="--",
+            linewidth=1.2,
+            label=f"threshold {threshold * factor:g} {shown_unit}".rstrip(),
+        )
     top.set_title(_short(metric), fontsize=10, loc="left")
     top.set_ylabel(shown_unit or "value")
     top.legend(fontsize=8, loc="best")
@@ -90,13 +100,22 @@ def render_png(
 
     if delta:
         bottom = axes[1]
-        bottom.plot([_when(t) for t, _ in delta], [v * factor for _, v in delta],
-                    color="#333333", linewidth=1.2, label="treatment − control")
+        bottom.plot(
+            [_when(t) for t, _ in delta],
+            [v * factor for _, v in delta],
+            color="#333333",
+            linewidth=1.2,
+            label="treatment − control",
+        )
         bottom.axhline(0.0, color="#999999", linewidth=0.8)
         if threshold is not None:
-            bottom.axhline(threshold * factor, color=THRESHOLD_COLOUR, linestyle="--",
-                           linewidth=1.2,
-                           label=f"threshold {threshold * factor:+g} {shown_unit}".rstrip())
+            bottom.axhline(
+                threshold * factor,
+                color=THRESHOLD_COLOUR,
+                linestyle="--",
+                linewidth=1.2,
+                label=f"threshold {threshold * factor:+g} {shown_unit}".rstrip(),
+            )
         bottom.set_ylabel(f"difference {shown_unit}".rstrip())
         bottom.legend(fontsize=8, loc="best")
         bottom.grid(alpha=0.3)

@@ -13,9 +13,19 @@ import pytest
 from pytest_rollout.report.redact import Redactor
 
 # Options that write artifacts or act on the world: a re-run to check a decision must do neither.
-_DROP_WITH_VALUE = ("--html", "--junitxml", "--junit-xml", "--rollout-decision-json",
-                    "--rollout-at", "--rollout-env", "--rollout-on-abort", "--css",
-                    "--result-log", "--report-log", "--basetemp")
+_DROP_WITH_VALUE = (
+    "--html",
+    "--junitxml",
+    "--junit-xml",
+    "--rollout-decision-json",
+    "--rollout-at",
+    "--rollout-env",
+    "--rollout-on-abort",
+    "--css",
+    "--result-log",
+    "--report-log",
+    "--basetemp",
+)
 _DROP_FLAG = ("--self-contained-html",)
 
 
@@ -25,13 +35,18 @@ def redactor_for(config: pytest.Config) -> Redactor:
     from pytest_rollout.plugin import context_key
 
     context = config.stash.get(context_key, None)
-    return Redactor.build(args=[str(a) for a in config.invocation_params.args],
-                          urls=[context.prometheus_url if context else None,
-                                os.environ.get("ROLLOUT_PROMETHEUS_URL")])
+    return Redactor.build(
+        args=[str(a) for a in config.invocation_params.args],
+        urls=[
+            context.prometheus_url if context else None,
+            os.environ.get("ROLLOUT_PROMETHEUS_URL"),
+        ],
+    )
 
 
-def reproduce_args(args: Sequence[str], *, at: str, environment: str | None,
-                   redactor: Redactor) -> list[str]:
+def reproduce_args(
+    args: Sequence[str], *, at: str, environment: str | None, redactor: Redactor
+) -> list[str]:
     """The run's arguments minus output paths and rollback, plus the pinned instant and env."""
     kept: list[str] = []
     skip_next = False
@@ -52,22 +67,38 @@ def reproduce_args(args: Sequence[str], *, at: str, environment: str | None,
     return redactor.args(kept)
 
 
-def reproduce_command(config: pytest.Config, *, at: str, environment: str | None,
-                      redactor: Redactor) -> str:
+def reproduce_command(
+    config: pytest.Config, *, at: str, environment: str | None, redactor: Redactor
+) -> str:
     """A shell command that re-evaluates this run's gates at the same instant."""
-    args = reproduce_args([str(a) for a in config.invocation_params.args], at=at,
-                          environment=environment, redactor=redactor)
+    args = reproduce_args(
+        [str(a) for a in config.invocation_params.args],
+        at=at,
+        environment=environment,
+        redactor=redactor,
+    )
     return shlex.join(["pytest", *args])
 
 
 def git_commit(directory: Path) -> str:
     """``git rev-parse HEAD`` of the gates (``+dirty`` with uncommitted changes), or "unknown"."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "."],
-                                cwd=directory, capture_output=True, text=True, timeout=10,
-                                check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "."],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if not head:

@@ -63,8 +63,13 @@ class Redactor:
     secrets: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, *, environ: Mapping[str, str] | None = None, args: Iterable[str] = (),
-              urls: Iterable[str | None] = ()) -> Redactor:
+    def build(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        args: Iterable[str] = (),
+        urls: Iterable[str | None] = (),
+    ) -> Redactor:
         """Secrets from the environment, from secret-named options and from URLs in ``args``."""
         found = list(secret_values(environ))
         args = list(args)

@@ -15,15 +15,24 @@ from typing import Any
 from pytest_rollout.report import words
 from pytest_rollout.report.redact import Redactor
 
-OUTCOME_LABELS = {"pass": "PASS ✓", "fail": "FAIL ✗", "inconclusive": "INCONCLUSIVE ?",
-                  "error": "ERROR !"}
+OUTCOME_LABELS = {
+    "pass": "PASS ✓",
+    "fail": "FAIL ✗",
+    "inconclusive": "INCONCLUSIVE ?",
+    "error": "ERROR !",
+}
 KIND_LABELS = {"criterion": "criterion", "abort": "abort trigger"}
 
 # Columns added after pytest-html's own: (data-column-type, title, sortable).
-COLUMNS = (("rolloutKind", "Kind", True), ("rolloutOutcome", "Outcome", True),
-           ("rolloutMetric", "Metric", False), ("rolloutObserved", "Observed vs threshold", False),
-           ("rolloutN", "n per group", False), ("rolloutInterval", "Interval", False),
-           ("rolloutP", "p-value", False))
+COLUMNS = (
+    ("rolloutKind", "Kind", True),
+    ("rolloutOutcome", "Outcome", True),
+    ("rolloutMetric", "Metric", False),
+    ("rolloutObserved", "Observed vs threshold", False),
+    ("rolloutN", "n per group", False),
+    ("rolloutInterval", "Interval", False),
+    ("rolloutP", "p-value", False),
+)
 
 STYLE = """
 body { display: flex; flex-direction: column; }
@@ -128,30 +137,39 @@ class Renderer:
             f'<td class="col-rolloutOutcome rollout-outcome rollout-{e(outcome)}" '
             f'title="{e(result.get("reason", ""))}">{e(OUTCOME_LABELS.get(outcome, outcome))}</td>',
         ]
-        cells += [f'<td class="col-{column}">{self.esc(texts[column])}</td>'
-                  for column, _, _ in COLUMNS[2:]]
+        cells += [
+            f'<td class="col-{column}">{self.esc(texts[column])}</td>'
+            for column, _, _ in COLUMNS[2:]
+        ]
         return [cell.replace("\n", " ") for cell in cells]
 
-
-    def gate_extra(self, result: Mapping[str, Any], plot_png: str | None,
-                   plot_note: str | None = None) -> str:
+    def gate_extra(
+        self, result: Mapping[str, Any], plot_png: str | None, plot_note: str | None = None
+    ) -> str:
         """The per-gate details: statistics in words, the plot, the queries as sent."""
         record: Mapping[str, Any] = result.get("record") or {}
         metric = record.get("metric") or result.get("nodeid") or "gate"
-        sentences = words.statistics_in_words(record, str(result.get("outcome", "")),
-                                              str(result.get("reason", "")))
-        parts = [f'<div class="rollout-gate"><h4>{self.esc(metric)}</h4>',
-                 f'<p class="rollout-words">{self.esc(sentences)}</p>']
+        sentences = words.statistics_in_words(
+            record, str(result.get("outcome", "")), str(result.get("reason", ""))
+        )
+        parts = [
+            f'<div class="rollout-gate"><h4>{self.esc(metric)}</h4>',
+            f'<p class="rollout-words">{self.esc(sentences)}</p>',
+        ]
         if plot_png:
             alt = f"{metric}: control and treatment over the evaluation window, threshold dashed"
-            parts.append(f'<img class="rollout-plot" alt="{self.esc(alt)}" '
-                         f'src="data:image/png;base64,{plot_png}">')
+            parts.append(
+                f'<img class="rollout-plot" alt="{self.esc(alt)}" '
+                f'src="data:image/png;base64,{plot_png}">'
+            )
         elif plot_note:
             note = self.esc(plot_note)
             parts.append(f'<p class="rollout-no-series"><em>no plot</em>: {note}</p>')
         else:
-            parts.append('<p class="rollout-no-series"><em>no series recorded</em> for a plot '
-                         '(the gate did not fill <code>gate.series</code>)</p>')
+            parts.append(
+                '<p class="rollout-no-series"><em>no series recorded</em> for a plot '
+                "(the gate did not fill <code>gate.series</code>)</p>"
+            )
         parts.append(self._queries(record.get("queries") or []))
         parts.append("</div>")
         return "".join(parts)
@@ -166,10 +184,14 @@ class Renderer:
                 continue
             when = f"range {query['range']}" if query.get("range") else f"at {query.get('at', '?')}"
             detail = f"{when}; {query.get('duration_s', '?')} s; {query.get('summary', '')}"
-            items.append(f"<li><code>{self.esc(query.get('query', ''))}</code> "
-                         f"<span class=\"rollout-query-detail\">({self.esc(detail)})</span></li>")
-        return (f'<details class="rollout-queries" open><summary>Queries as sent ({len(queries)})'
-                f'</summary><ol>{"".join(items)}</ol></details>')
+            items.append(
+                f"<li><code>{self.esc(query.get('query', ''))}</code> "
+                f'<span class="rollout-query-detail">({self.esc(detail)})</span></li>'
+            )
+        return (
+            f'<details class="rollout-queries" open><summary>Queries as sent ({len(queries)})'
+            f"</summary><ol>{''.join(items)}</ol></details>"
+        )
 
     def banner(self, view: BannerView) -> str:
         e = self.esc
@@ -177,13 +199,18 @@ class Renderer:
         counts = ", ".join(f"{n} {o}" for o, n in sorted(view.counts.items())) or "no gates"
         record = f"<code>{self.esc(view.digest)}</code>"
         if view.record_path:
-            record += (f" in <code>{self.esc(view.record_path)}</code> — check it with "
-                       f"<code>rollout verify {self.esc(view.record_path)}</code>")
+            record += (
+                f" in <code>{self.esc(view.record_path)}</code> — check it with "
+                f"<code>rollout verify {self.esc(view.record_path)}</code>"
+            )
         rows = [
             ("Environment", self.esc(view.environment or "(none)")),
             ("Evaluated at", f"<code>{self.esc(view.evaluated_at)}</code>"),
-            ("Window", f"{e(view.window.get('start', '?'))} → {e(view.window.get('end', '?'))}"
-                       f" ({e(view.window_length)})"),
+            (
+                "Window",
+                f"{e(view.window.get('start', '?'))} → {e(view.window.get('end', '?'))}"
+                f" ({e(view.window_length)})",
+            ),
             ("Gates", self.esc(counts)),
             ("Reproduce", f'<code class="rollout-command">{self.esc(view.command)}</code>'),
             ("Gates commit", f"<code>{self.esc(view.commit)}</code>"),
@@ -204,23 +231,25 @@ class Renderer:
             f'<table class="rollout-context">{body}</table></section>'
         )
 
-
     def _mapping(self, values: Mapping[str, Any]) -> str:
         if not values:
             return "<em>not recorded</em>"
         e = self.esc
-        items = "".join(f"<li><code>{e(key)}</code> = <code>{e(_json(value))}</code></li>"
-                        for key, value in sorted(values.items()))
+        items = "".join(
+            f"<li><code>{e(key)}</code> = <code>{e(_json(value))}</code></li>"
+            for key, value in sorted(values.items())
+        )
         return f"<ul>{items}</ul>"
-
 
     def _actions(self, actions: Sequence[Mapping[str, Any]]) -> str:
         if not actions:
             return "none"
         items = []
         for action in actions:
-            text = (f"{action.get('action', '?')}: {action.get('result', '?')} at "
-                    f"{action.get('at', '?')}")
+            text = (
+                f"{action.get('action', '?')}: {action.get('result', '?')} at "
+                f"{action.get('at', '?')}"
+            )
             message = action.get("message")
             items.append(f"<li>{self.esc(text)}{' — ' + self.esc(message) if message else ''}</li>")
         return f"<ul>{''.join(items)}</ul>"

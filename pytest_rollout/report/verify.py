@@ -16,14 +16,16 @@ EXIT_OK, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "verify", help="check a decision record's digest and print the decision",
+        "verify",
+        help="check a decision record's digest and print the decision",
         description="Recompute the sha256 digest of a decision record (written with "
         "--rollout-decision-json) and print what was decided. Exit 0 when the digest matches, "
-        "1 when the record was changed after it was written, 2 when it cannot be read.")
-    parser.add_argument("record", metavar="DECISION.json", type=Path,
-                        help="decision record to verify")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print only the verdict line")
+        "1 when the record was changed after it was written, 2 when it cannot be read.",
+    )
+    parser.add_argument(
+        "record", metavar="DECISION.json", type=Path, help="decision record to verify"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,9 +43,11 @@ def verify_file(path: Path, *, out: TextIO, quiet: bool = False) -> int:
         return EXIT_UNREADABLE
     expected = digest_of(record)
     if record["digest"] != expected:
-        out.write(f"MISMATCH {_clean(str(path))}: the record was changed after it was written\n"
-                  f"  recorded digest: {_clean(record['digest'])}\n"
-                  f"  content digest:  {expected}\n")
+        out.write(
+            f"MISMATCH {_clean(str(path))}: the record was changed after it was written\n"
+            f"  recorded digest: {_clean(record['digest'])}\n"
+            f"  content digest:  {expected}\n"
+        )
         if not quiet:
             out.write(_describe(record, heading="content as it stands now (not trustworthy):"))
         return EXIT_MISMATCH
@@ -55,28 +59,38 @@ def verify_file(path: Path, *, out: TextIO, quiet: bool = False) -> int:
 
 def _describe(record: dict[str, Any], heading: str = "") -> str:
     lines = [heading] if heading else []
-    lines.append(f"{_clean(record.get('phase'))}: {_clean(record.get('decision'))} — "
-                 f"{_clean(record.get('reason', ''))}")
+    lines.append(
+        f"{_clean(record.get('phase'))}: {_clean(record.get('decision'))} — "
+        f"{_clean(record.get('reason', ''))}"
+    )
     window = record.get("window") or {}
-    lines.append(f"  evaluated at {_clean(record.get('evaluated_at'))}, window "
-                 f"{_clean(window.get('start'))} .. {_clean(window.get('end'))}, environment "
-                 f"{_clean(record.get('environment') or '(none)')}")
+    lines.append(
+        f"  evaluated at {_clean(record.get('evaluated_at'))}, window "
+        f"{_clean(window.get('start'))} .. {_clean(window.get('end'))}, environment "
+        f"{_clean(record.get('environment') or '(none)')}"
+    )
     for gate in record.get("gates") or []:
         if not isinstance(gate, dict):
             continue
         kind = "abort trigger" if gate.get("kind") == "abort" else "criterion"
         reason = f" — {_clean(gate.get('reason'))}" if gate.get("reason") else ""
-        lines.append(f"  {_clean(gate.get('outcome', '?')).upper():<12} {kind:<13} "
-                     f"{_clean(gate.get('nodeid'))}{reason}")
+        lines.append(
+            f"  {_clean(gate.get('outcome', '?')).upper():<12} {kind:<13} "
+            f"{_clean(gate.get('nodeid'))}{reason}"
+        )
     for action in record.get("actions") or []:
         if isinstance(action, dict):
-            lines.append(f"  ACTION {_clean(action.get('action'))}: {_clean(action.get('result'))}"
-                         f" at {_clean(action.get('at'))}")
+            lines.append(
+                f"  ACTION {_clean(action.get('action'))}: {_clean(action.get('result'))}"
+                f" at {_clean(action.get('at'))}"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _clean(value: Any) -> str:
     """One line, no terminal control sequences, from a record someone may have crafted."""
     text = "" if value is None else str(value)
-    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ"
-                   else f"\\u{ord(ch):04x}" for ch in text)
+    return "".join(
+        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else f"\\u{ord(ch):04x}"
+        for ch in text
+    )

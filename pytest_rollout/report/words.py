@@ -57,8 +57,10 @@ def n_text(record: Mapping[str, Any]) -> str:
     n = record.get("n")
     if not isinstance(n, Mapping) or not n:
         return NONE
-    return ", ".join(f"{group} {count:,}" if isinstance(count, int) else f"{group} {count}"
-                     for group, count in n.items())
+    return ", ".join(
+        f"{group} {count:,}" if isinstance(count, int) else f"{group} {count}"
+        for group, count in n.items()
+    )
 
 
 def statistics_in_words(record: Mapping[str, Any], outcome: str, reason: str) -> str:
@@ -94,9 +96,12 @@ def statistics_in_words(record: Mapping[str, Any], outcome: str, reason: str) ->
     if explanation and str(explanation) in reason:
         # The A/B code's reasons repeat the explanation; keep only what they add (the advice).
         reason = reason.split(str(explanation), 1)[1].lstrip(" :;.")
-    verdicts = {"pass": "The gate passed", "fail": "The gate failed",
-                "inconclusive": "The gate could not decide (inconclusive, blocks GO)",
-                "error": "The gate errored (blocks GO)"}
+    verdicts = {
+        "pass": "The gate passed",
+        "fail": "The gate failed",
+        "inconclusive": "The gate could not decide (inconclusive, blocks GO)",
+        "error": "The gate errored (blocks GO)",
+    }
     verdict = verdicts.get(outcome, f"Outcome: {outcome}")
     sentences.append(f"{verdict}: {reason.rstrip('.')}." if reason else f"{verdict}.")
     return " ".join(sentences)

@@ -13,45 +13,105 @@ from pytest_rollout.stats.proportions import proportion_delta
 
 
 def compare_quantiles(
-    bounds: Any, control_cumulative: Any, treatment_cumulative: Any, q: float, margin: float,
-    *, worse: str = "higher", alpha: float = 0.025, sequential: bool = False,
-    tuning_n: float = 1000.0, min_n: int = 0, power: float = 0.8, unit: str = "s",
+    bounds: Any,
+    control_cumulative: Any,
+    treatment_cumulative: Any,
+    q: float,
+    margin: float,
+    *,
+    worse: str = "higher",
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    min_n: int = 0,
+    power: float = 0.8,
+    unit: str = "s",
 ) -> NonInferiority:
     """Quantile delta from histograms judged against ``margin`` (same unit as the buckets)."""
     return decide(
-        lambda a, f: quantile_delta(bounds, _scaled(control_cumulative, f),
-                                    _scaled(treatment_cumulative, f), q, alpha=a,
-                                    sequential=sequential, tuning_n=tuning_n, unit=unit),
-        margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
+        lambda a, f: quantile_delta(
+            bounds,
+            _scaled(control_cumulative, f),
+            _scaled(treatment_cumulative, f),
+            q,
+            alpha=a,
+            sequential=sequential,
+            tuning_n=tuning_n,
+            unit=unit,
+        ),
+        margin,
+        worse=worse,
+        alpha=alpha,
+        min_n=min_n,
+        power=power,
     )
 
 
 def compare_proportions(
-    control_successes: float, control_n: float, treatment_successes: float, treatment_n: float,
-    margin: float, *, worse: str = "higher", alpha: float = 0.025, sequential: bool = False,
-    tuning_n: float = 1000.0, min_n: int = 0, power: float = 0.8, statistic: str = "error rate",
+    control_successes: float,
+    control_n: float,
+    treatment_successes: float,
+    treatment_n: float,
+    margin: float,
+    *,
+    worse: str = "higher",
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    min_n: int = 0,
+    power: float = 0.8,
+    statistic: str = "error rate",
 ) -> NonInferiority:
     """Rate delta (Newcombe) judged against ``margin`` (absolute, 0.001 = 0.1 pp)."""
     return decide(
-        lambda a, f: proportion_delta(control_successes * f, control_n * f,
-                                      treatment_successes * f, treatment_n * f, alpha=a,
-                                      sequential=sequential, tuning_n=tuning_n,
-                                      statistic=statistic),
-        margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
+        lambda a, f: proportion_delta(
+            control_successes * f,
+            control_n * f,
+            treatment_successes * f,
+            treatment_n * f,
+            alpha=a,
+            sequential=sequential,
+            tuning_n=tuning_n,
+            statistic=statistic,
+        ),
+        margin,
+        worse=worse,
+        alpha=alpha,
+        min_n=min_n,
+        power=power,
     )
 
 
 def compare_means(
-    control: Moments, treatment: Moments, margin: float, *, worse: str = "higher",
-    alpha: float = 0.025, sequential: bool = False, tuning_n: float = 1000.0, min_n: int = 0,
-    power: float = 0.8, unit: str = "", statistic: str = "mean",
+    control: Moments,
+    treatment: Moments,
+    margin: float,
+    *,
+    worse: str = "higher",
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    min_n: int = 0,
+    power: float = 0.8,
+    unit: str = "",
+    statistic: str = "mean",
 ) -> NonInferiority:
     """Mean delta (Welch) judged against ``margin``; ``worse="either"`` is equivalence."""
     return decide(
-        lambda a, f: mean_delta(_more(control, f), _more(treatment, f), alpha=a,
-                                sequential=sequential, tuning_n=tuning_n, unit=unit,
-                                statistic=statistic),
-        margin, worse=worse, alpha=alpha, min_n=min_n, power=power,
+        lambda a, f: mean_delta(
+            _more(control, f),
+            _more(treatment, f),
+            alpha=a,
+            sequential=sequential,
+            tuning_n=tuning_n,
+            unit=unit,
+            statistic=statistic,
+        ),
+        margin,
+        worse=worse,
+        alpha=alpha,
+        min_n=min_n,
+        power=power,
     )
 
 

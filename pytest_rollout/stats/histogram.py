@@ -44,7 +44,7 @@ def as_histogram(bounds: Any, cumulative: Any) -> tuple[FloatArray, FloatArray]:
     if b.ndim != 1 or b.size < 2:
         raise ValueError("bounds must be a 1-d array of at least two bucket upper bounds")
     if not np.isposinf(b[-1]):
-        raise ValueError("the last bucket bound must be +Inf (the histogram's le=\"+Inf\" bucket)")
+        raise ValueError('the last bucket bound must be +Inf (the histogram\'s le="+Inf" bucket)')
     if np.any(np.diff(b) <= 0):
         raise ValueError("bucket bounds must be strictly increasing")
     if c.shape[-1] != b.size:
@@ -88,8 +88,14 @@ def _ranks(
 ) -> tuple[FloatArray, FloatArray]:
     """Ranks of the order statistics that bound the q-quantile, each side erring with alpha."""
     if sequential:
-        mult = np.array([critical_value(alpha, float(v), sequential=True, tuning_n=tuning_n)
-                         if v > 0 else np.inf for v in np.ravel(n)]).reshape(np.shape(n))
+        mult = np.array(
+            [
+                critical_value(alpha, float(v), sequential=True, tuning_n=tuning_n)
+                if v > 0
+                else np.inf
+                for v in np.ravel(n)
+            ]
+        ).reshape(np.shape(n))
         spread = mult * np.sqrt(n * q * (1.0 - q))
         return n * q - spread, n * q + spread + 1.0
     from scipy.stats import binom
@@ -101,7 +107,12 @@ def _ranks(
 
 
 def quantile_bounds(
-    bounds: Any, cumulative: Any, q: float, *, alpha: float = 0.025, sequential: bool = False,
+    bounds: Any,
+    cumulative: Any,
+    q: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
     tuning_n: float = 1000.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(estimate, lower, upper) of the q-quantile, vectorised over rows of ``cumulative``."""
@@ -120,14 +131,22 @@ def quantile_bounds(
 
 
 def quantile_delta_bounds(
-    bounds: Any, control_cumulative: Any, treatment_cumulative: Any, q: float,
-    *, alpha: float = 0.025, sequential: bool = False, tuning_n: float = 1000.0,
+    bounds: Any,
+    control_cumulative: Any,
+    treatment_cumulative: Any,
+    q: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(delta, lower, upper) of treatment minus control, vectorised over rows (MOVER)."""
-    qc, lc, uc = quantile_bounds(bounds, control_cumulative, q, alpha=alpha,
-                                 sequential=sequential, tuning_n=tuning_n)
-    qt, lt, ut = quantile_bounds(bounds, treatment_cumulative, q, alpha=alpha,
-                                 sequential=sequential, tuning_n=tuning_n)
+    qc, lc, uc = quantile_bounds(
+        bounds, control_cumulative, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
+    qt, lt, ut = quantile_bounds(
+        bounds, treatment_cumulative, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
     delta = qt - qc
     with np.errstate(invalid="ignore"):
         lower = delta - np.hypot(qt - lt, uc - qc)
@@ -138,17 +157,23 @@ def quantile_delta_bounds(
 
 
 def quantile_estimate(
-    bounds: Any, cumulative: Any, q: float, *, alpha: float = 0.025, sequential: bool = False,
+    bounds: Any,
+    cumulative: Any,
+    q: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
     tuning_n: float = 1000.0,
 ) -> GroupEstimate:
     """One group's q-quantile with its order-statistic interval and bucket resolution."""
     b, cum = as_histogram(bounds, cumulative)
     if cum.ndim != 1:
         raise ValueError("quantile_estimate takes one histogram; use quantile_bounds for batches")
-    est, lo, hi = quantile_bounds(b, cum, q, alpha=alpha, sequential=sequential,
-                                  tuning_n=tuning_n)
+    est, lo, hi = quantile_bounds(b, cum, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n)
     return GroupEstimate(
-        estimate=float(est), ci=(float(lo), float(hi)), n=int(round(cum[-1])),
+        estimate=float(est),
+        ci=(float(lo), float(hi)),
+        n=int(round(cum[-1])),
         resolution=_bucket_width(b, cum, q),
     )
 
@@ -180,30 +205,69 @@ def quantile_unit_sd(bounds: Any, cumulative: Any, q: float) -> float:
 
 
 def quantile_delta(
-    bounds: Any, control_cumulative: Any, treatment_cumulative: Any, q: float,
-    *, alpha: float = 0.025, sequential: bool = False, tuning_n: float = 1000.0, unit: str = "s",
+    bounds: Any,
+    control_cumulative: Any,
+    treatment_cumulative: Any,
+    q: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    unit: str = "s",
 ) -> Delta:
     """Treatment minus control q-quantile, with an interval whose sides each err with alpha."""
-    control = quantile_estimate(bounds, control_cumulative, q, alpha=alpha,
-                                sequential=sequential, tuning_n=tuning_n)
-    treatment = quantile_estimate(bounds, treatment_cumulative, q, alpha=alpha,
-                                  sequential=sequential, tuning_n=tuning_n)
-    d, lo, hi = quantile_delta_bounds(bounds, control_cumulative, treatment_cumulative, q,
-                                      alpha=alpha, sequential=sequential, tuning_n=tuning_n)
+    control = quantile_estimate(
+        bounds, control_cumulative, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
+    treatment = quantile_estimate(
+        bounds, treatment_cumulative, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
+    d, lo, hi = quantile_delta_bounds(
+        bounds,
+        control_cumulative,
+        treatment_cumulative,
+        q,
+        alpha=alpha,
+        sequential=sequential,
+        tuning_n=tuning_n,
+    )
     return Delta(
-        statistic=quantile_name(q), unit=unit, estimate=float(d), ci=(float(lo), float(hi)),
-        bound_sd=_bound_sd(bounds, control_cumulative, treatment_cumulative, q, control,
-                           treatment, alpha, sequential, tuning_n),
-        control=control, treatment=treatment, alpha=alpha, sequential=sequential,
-        unit_sd=(quantile_unit_sd(bounds, control_cumulative, q),
-                 quantile_unit_sd(bounds, treatment_cumulative, q)),
+        statistic=quantile_name(q),
+        unit=unit,
+        estimate=float(d),
+        ci=(float(lo), float(hi)),
+        bound_sd=_bound_sd(
+            bounds,
+            control_cumulative,
+            treatment_cumulative,
+            q,
+            control,
+            treatment,
+            alpha,
+            sequential,
+            tuning_n,
+        ),
+        control=control,
+        treatment=treatment,
+        alpha=alpha,
+        sequential=sequential,
+        unit_sd=(
+            quantile_unit_sd(bounds, control_cumulative, q),
+            quantile_unit_sd(bounds, treatment_cumulative, q),
+        ),
         tuning_n=tuning_n,
     )
 
 
 def _bound_sd(
-    bounds: Any, control_cumulative: Any, treatment_cumulative: Any, q: float,
-    control: GroupEstimate, treatment: GroupEstimate, alpha: float, sequential: bool,
+    bounds: Any,
+    control_cumulative: Any,
+    treatment_cumulative: Any,
+    q: float,
+    control: GroupEstimate,
+    treatment: GroupEstimate,
+    alpha: float,
+    sequential: bool,
     tuning_n: float,
 ) -> tuple[float, float]:
     """Delta-method standard deviations of the MOVER bounds, using the joint asymptotic law of
@@ -221,14 +285,16 @@ def _bound_sd(
         l_rank, u_rank = _ranks(np.asarray(float(n)), q, alpha, sequential, tuning_n)
         levels[name] = (float(l_rank) / n, q, min(float(u_rank) / n, 1.0))
     # lower bound = qt - qc - h_lo; upper bound = qt - qc + h_hi (h: hypot of half-widths).
-    lo_var = _group_var(bounds, treatment_cumulative, levels["t"][:2],
-                        (1 - (qt - lt) / h_lo, (qt - lt) / h_lo)) + _group_var(
-        bounds, control_cumulative, (q, levels["c"][2]),
-        (-1 + (uc - qc) / h_lo, -(uc - qc) / h_lo))
-    hi_var = _group_var(bounds, treatment_cumulative, (q, levels["t"][2]),
-                        (1 - (ut - qt) / h_hi, (ut - qt) / h_hi)) + _group_var(
-        bounds, control_cumulative, levels["c"][:2],
-        ((qc - lc) / h_hi, -1 - (qc - lc) / h_hi))
+    lo_var = _group_var(
+        bounds, treatment_cumulative, levels["t"][:2], (1 - (qt - lt) / h_lo, (qt - lt) / h_lo)
+    ) + _group_var(
+        bounds, control_cumulative, (q, levels["c"][2]), (-1 + (uc - qc) / h_lo, -(uc - qc) / h_lo)
+    )
+    hi_var = _group_var(
+        bounds, treatment_cumulative, (q, levels["t"][2]), (1 - (ut - qt) / h_hi, (ut - qt) / h_hi)
+    ) + _group_var(
+        bounds, control_cumulative, levels["c"][:2], ((qc - lc) / h_hi, -1 - (qc - lc) / h_hi)
+    )
     return (math.sqrt(lo_var), math.sqrt(hi_var))
 
 

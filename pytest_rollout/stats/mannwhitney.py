@@ -38,8 +38,14 @@ def mann_whitney_binned(control_counts: Any, treatment_counts: Any) -> MannWhitn
     n_c, n_t = float(c.sum()), float(t.sum())
     n = {"control": int(round(n_c)), "treatment": int(round(n_t))}
     if n_c == 0 or n_t == 0:
-        return MannWhitney(math.nan, math.nan, math.nan, math.nan, n,
-                           "Mann-Whitney U needs observations in both groups")
+        return MannWhitney(
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            n,
+            "Mann-Whitney U needs observations in both groups",
+        )
     below_c = np.concatenate(([0.0], np.cumsum(c)[:-1]))
     u = float(np.dot(t, below_c + c / 2.0))
     total = n_c + n_t
@@ -56,7 +62,13 @@ def mann_whitney_binned(control_counts: Any, treatment_counts: Any) -> MannWhitn
     prob = u / (n_c * n_t)
     side = "higher" if prob > 0.5 else "lower"
     return MannWhitney(
-        u=u, z=z, p_value=p, prob_treatment_higher=prob, n=n,
-        explanation=(f"a treatment sample is {side} than a control sample with probability "
-                     f"{max(prob, 1 - prob):.3f} (Mann-Whitney U, ties corrected, p = {p:.3g})"),
+        u=u,
+        z=z,
+        p_value=p,
+        prob_treatment_higher=prob,
+        n=n,
+        explanation=(
+            f"a treatment sample is {side} than a control sample with probability "
+            f"{max(prob, 1 - prob):.3f} (Mann-Whitney U, ties corrected, p = {p:.3g})"
+        ),
     )

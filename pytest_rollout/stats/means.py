@@ -57,8 +57,14 @@ def histogram_moments(bounds: Any, cumulative: Any, total_sum: float | None = No
 
 
 def mean_delta(
-    control: Moments, treatment: Moments, *, alpha: float = 0.025, sequential: bool = False,
-    tuning_n: float = 1000.0, unit: str = "", statistic: str = "mean",
+    control: Moments,
+    treatment: Moments,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    unit: str = "",
+    statistic: str = "mean",
 ) -> Delta:
     """Treatment minus control mean with a Welch interval (each side erring with alpha).
 
@@ -85,14 +91,22 @@ def mean_delta(
         half = crit * math.hypot(se_c, se_t)
         lo, hi = d - half, d + half
     return Delta(
-        statistic=statistic, unit=unit, estimate=d, ci=(lo, hi),
-        control=GroupEstimate(control.mean, (control.mean - half_c, control.mean + half_c),
-                              control.n),
-        treatment=GroupEstimate(treatment.mean, (treatment.mean - half_t,
-                                                 treatment.mean + half_t), treatment.n),
-        alpha=alpha, sequential=sequential,
-        unit_sd=(math.sqrt(control.variance) if control.n > 1 else math.inf,
-                 math.sqrt(treatment.variance) if treatment.n > 1 else math.inf),
+        statistic=statistic,
+        unit=unit,
+        estimate=d,
+        ci=(lo, hi),
+        control=GroupEstimate(
+            control.mean, (control.mean - half_c, control.mean + half_c), control.n
+        ),
+        treatment=GroupEstimate(
+            treatment.mean, (treatment.mean - half_t, treatment.mean + half_t), treatment.n
+        ),
+        alpha=alpha,
+        sequential=sequential,
+        unit_sd=(
+            math.sqrt(control.variance) if control.n > 1 else math.inf,
+            math.sqrt(treatment.variance) if treatment.n > 1 else math.inf,
+        ),
         tuning_n=tuning_n,
     )
 

@@ -90,8 +90,14 @@ def decide(
     elif n_needed is not None and min_n:
         n_needed = {g: max(v, min_n) for g, v in n_needed.items()}
     return NonInferiority(
-        delta=delta, margin=margin, worse=worse, verdict=verdict, p_within=p_within,
-        p_beyond=p_beyond, min_n=min_n, n_needed=n_needed,
+        delta=delta,
+        margin=margin,
+        worse=worse,
+        verdict=verdict,
+        p_within=p_within,
+        p_beyond=p_beyond,
+        min_n=min_n,
+        n_needed=n_needed,
         explanation=_explain(delta, margin, worse, verdict, small, min_n, n_needed),
     )
 
@@ -138,8 +144,9 @@ def detectable_distance(delta: Delta, power: float = 0.8) -> tuple[float, float]
     from scipy.stats import norm
 
     sd_c, sd_t = delta.unit_sd
-    se = math.hypot(sd_c / math.sqrt(max(delta.control.n, 1)),
-                    sd_t / math.sqrt(max(delta.treatment.n, 1)))
+    se = math.hypot(
+        sd_c / math.sqrt(max(delta.control.n, 1)), sd_t / math.sqrt(max(delta.treatment.n, 1))
+    )
     se_lo, se_hi = delta.bound_sd if delta.bound_sd is not None else (se, se)
     z = float(norm.isf(1.0 - power))
     lo, hi = delta.ci
@@ -172,12 +179,19 @@ def _n_needed(
         else:
             lo = mid
     scale = math.exp(hi)
-    return {"control": math.ceil(delta.control.n * scale),
-            "treatment": math.ceil(delta.treatment.n * scale)}
+    return {
+        "control": math.ceil(delta.control.n * scale),
+        "treatment": math.ceil(delta.treatment.n * scale),
+    }
 
 
 def _explain(
-    delta: Delta, margin: float, worse: str, verdict: Verdict, small: bool, min_n: int,
+    delta: Delta,
+    margin: float,
+    worse: str,
+    verdict: Verdict,
+    small: bool,
+    min_n: int,
     n_needed: dict[str, int] | None,
 ) -> str:
     u = delta.unit

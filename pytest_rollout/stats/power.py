@@ -16,8 +16,15 @@ class SampleSize:
 
 
 def power(
-    sd_control: float, sd_treatment: float, n_control: float, n_treatment: float, distance: float,
-    *, alpha: float = 0.025, sequential: bool = False, tuning_n: float = 1000.0,
+    sd_control: float,
+    sd_treatment: float,
+    n_control: float,
+    n_treatment: float,
+    distance: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
 ) -> float:
     """Probability that a one-sided bound at ``alpha`` excludes a value ``distance`` away from
     the true delta (``distance`` = margin - true delta for non-inferiority, effect for
@@ -32,17 +39,26 @@ def power(
     # The bound's half-width uses each group's own multiplier (MOVER), as the intervals do.
     half = math.hypot(
         critical_value(alpha, n_treatment, sequential=sequential, tuning_n=tuning_n)
-        * sd_treatment / math.sqrt(n_treatment),
+        * sd_treatment
+        / math.sqrt(n_treatment),
         critical_value(alpha, n_control, sequential=sequential, tuning_n=tuning_n)
-        * sd_control / math.sqrt(n_control),
+        * sd_control
+        / math.sqrt(n_control),
     )
     return float(norm.cdf((distance - half) / se))
 
 
 def required_sample_size(
-    sd_control: float, sd_treatment: float, distance: float,
-    *, alpha: float = 0.025, power: float = 0.8, ratio: float = 1.0, sequential: bool = False,
-    tuning_n: float = 1000.0, two_sided_equivalence: bool = False,
+    sd_control: float,
+    sd_treatment: float,
+    distance: float,
+    *,
+    alpha: float = 0.025,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    two_sided_equivalence: bool = False,
 ) -> SampleSize:
     """Smallest n per group with ``power`` to prove a delta is more than ``distance`` from the
     bound (e.g. the margin when the true delta is 0); ``ratio`` = n_control / n_treatment.
@@ -56,8 +72,12 @@ def required_sample_size(
     target = 1.0 - (1.0 - power) / 2.0 if two_sided_equivalence else power
 
     def ok(n_t: float) -> bool:
-        return _power_fn(sd_control, sd_treatment, ratio * n_t, n_t, distance, alpha,
-                         sequential, tuning_n) >= target
+        return (
+            _power_fn(
+                sd_control, sd_treatment, ratio * n_t, n_t, distance, alpha, sequential, tuning_n
+            )
+            >= target
+        )
 
     lo, hi = 0.0, math.log(1e13)
     if not ok(math.exp(hi)):
@@ -72,7 +92,8 @@ def required_sample_size(
     n_c = math.ceil(ratio * n_t)
     form = "always-valid" if sequential else "fixed-horizon"
     return SampleSize(
-        n_control=n_c, n_treatment=n_t,
+        n_control=n_c,
+        n_treatment=n_t,
         explanation=(
             f"{n_t} treatment and {n_c} control samples give {target * 100:.0f} % power to clear "
             f"a bound {distance:.3g} away at alpha {alpha:g} per side ({form})"
@@ -81,8 +102,15 @@ def required_sample_size(
 
 
 def _power_fn(
-    sd_c: float, sd_t: float, n_c: float, n_t: float, distance: float, alpha: float,
-    sequential: bool, tuning_n: float,
+    sd_c: float,
+    sd_t: float,
+    n_c: float,
+    n_t: float,
+    distance: float,
+    alpha: float,
+    sequential: bool,
+    tuning_n: float,
 ) -> float:
-    return power(sd_c, sd_t, n_c, n_t, distance, alpha=alpha, sequential=sequential,
-                 tuning_n=tuning_n)
+    return power(
+        sd_c, sd_t, n_c, n_t, distance, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )

@@ -25,7 +25,11 @@ def wilson_interval(successes: float, n: float, z: float) -> tuple[float, float]
 
 
 def proportion_estimate(
-    successes: float, n: float, *, alpha: float = 0.025, sequential: bool = False,
+    successes: float,
+    n: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
     tuning_n: float = 1000.0,
 ) -> GroupEstimate:
     """One group's rate with its Wilson interval (each side erring with alpha)."""
@@ -37,15 +41,23 @@ def proportion_estimate(
 
 
 def proportion_delta(
-    control_successes: float, control_n: float, treatment_successes: float, treatment_n: float,
-    *, alpha: float = 0.025, sequential: bool = False, tuning_n: float = 1000.0,
+    control_successes: float,
+    control_n: float,
+    treatment_successes: float,
+    treatment_n: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
     statistic: str = "error rate",
 ) -> Delta:
     """Treatment minus control rate with Newcombe's interval (each side erring with alpha)."""
-    c = proportion_estimate(control_successes, control_n, alpha=alpha, sequential=sequential,
-                            tuning_n=tuning_n)
-    t = proportion_estimate(treatment_successes, treatment_n, alpha=alpha,
-                            sequential=sequential, tuning_n=tuning_n)
+    c = proportion_estimate(
+        control_successes, control_n, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
+    t = proportion_estimate(
+        treatment_successes, treatment_n, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
     d = t.estimate - c.estimate
     if math.isnan(d):
         lo, hi = -1.0, 1.0
@@ -53,10 +65,18 @@ def proportion_delta(
         lo = d - math.hypot(t.estimate - t.ci[0], c.ci[1] - c.estimate)
         hi = d + math.hypot(t.ci[1] - t.estimate, c.estimate - c.ci[0])
     return Delta(
-        statistic=statistic, unit="ratio", estimate=d, ci=(lo, hi), control=c, treatment=t,
-        alpha=alpha, sequential=sequential,
-        unit_sd=(_rate_sd(control_successes, control_n), _rate_sd(treatment_successes,
-                                                                   treatment_n)),
+        statistic=statistic,
+        unit="ratio",
+        estimate=d,
+        ci=(lo, hi),
+        control=c,
+        treatment=t,
+        alpha=alpha,
+        sequential=sequential,
+        unit_sd=(
+            _rate_sd(control_successes, control_n),
+            _rate_sd(treatment_successes, treatment_n),
+        ),
         tuning_n=tuning_n,
     )
 

@@ -45,15 +45,23 @@ def sample_ratio_mismatch(
     n = {g: int(round(c)) for g, c in zip(groups, counts, strict=True)}
     if total <= 0:
         return SampleRatio(math.nan, math.nan, n, {}, share, False, "no units observed")
-    stat = sum((c - total * share[g]) ** 2 / (total * share[g])
-               for g, c in zip(groups, counts, strict=True))
+    stat = sum(
+        (c - total * share[g]) ** 2 / (total * share[g])
+        for g, c in zip(groups, counts, strict=True)
+    )
     p = float(chi2_dist.sf(stat, len(groups) - 1))
     frac = {g: c / total for g, c in zip(groups, counts, strict=True)}
-    shown = ", ".join(f"{g} {frac[g] * 100:.2f} % (expected {share[g] * 100:.2f} %)"
-                      for g in groups)
+    shown = ", ".join(
+        f"{g} {frac[g] * 100:.2f} % (expected {share[g] * 100:.2f} %)" for g in groups
+    )
     mismatch = p < alpha
     verdict = "sample ratio mismatch: the assignment is broken" if mismatch else "split as expected"
     return SampleRatio(
-        chi2=stat, p_value=p, n=n, observed=frac, expected=share, mismatch=mismatch,
+        chi2=stat,
+        p_value=p,
+        n=n,
+        observed=frac,
+        expected=share,
+        mismatch=mismatch,
         explanation=f"{shown}; chi-square p = {p:.3g}: {verdict}",
     )

@@ -44,8 +44,12 @@ def known_truth_history() -> str:
     writer.gauge("rt_p99_delta_seconds", {"job": "rt"}, times, [P99_DELTA_S] * len(times))
     writer.gauge("rt_idle", {"job": "rt"}, times, [0.0] * len(times))
     for group in ("control", "treatment"):
-        writer.counter("rt_requests", {"job": "rt", "group": group}, times,
-                       [REQUESTS_PER_S * STEP_S] * len(times))
+        writer.counter(
+            "rt_requests",
+            {"job": "rt", "group": group},
+            times,
+            [REQUESTS_PER_S * STEP_S] * len(times),
+        )
     early = [t for t in times if t <= END - EARLY_END_S]
     writer.gauge("rt_ended_early", {"job": "rt"}, early, [1.0] * len(early))
     return writer.render()
@@ -80,8 +84,9 @@ def live_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusSe
     """A Prometheus scraping a prometheus_client exporter every second."""
     workdir = tmp_path_factory.mktemp("prom-live")
     port = free_port()
-    exporter = subprocess.Popen([sys.executable, "-c", EXPORTER, str(port)],
-                                stdin=subprocess.DEVNULL)
+    exporter = subprocess.Popen(
+        [sys.executable, "-c", EXPORTER, str(port)], stdin=subprocess.DEVNULL
+    )
     server = None
     try:
         server = start_scraping([f"127.0.0.1:{port}"], workdir, scrape_interval="1s")
@@ -99,8 +104,9 @@ def live_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusSe
 @pytest.fixture(scope="session")
 def stopped_prom_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The URL of a Prometheus that ran and was stopped: nothing listens there any more."""
-    server = start(tmp_path_factory.mktemp("prom-stopped"),
-                   config_yaml="global:\n  scrape_interval: 1m\n")
+    server = start(
+        tmp_path_factory.mktemp("prom-stopped"), config_yaml="global:\n  scrape_interval: 1m\n"
+    )
     server.stop()
     return server.url
 
@@ -138,19 +144,29 @@ def _fake_handler(state: FakePrometheus) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             mode = self.path.split("/")[1]
-            state.seen.append({"mode": mode, "path": self.path,
-                               "authorization": self.headers.get("Authorization")})
+            state.seen.append(
+                {
+                    "mode": mode,
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
             if mode == "http500":
                 self._send(500, b"internal server error", "text/plain")
             elif mode == "badquery":
-                self._send(400, json.dumps({"status": "error", "errorType": "bad_data",
-                                            "error": BAD_QUERY_ERROR}).encode())
+                self._send(
+                    400,
+                    json.dumps(
+                        {"status": "error", "errorType": "bad_data", "error": BAD_QUERY_ERROR}
+                    ).encode(),
+                )
             elif mode == "slow":
                 time.sleep(3)
                 self._send(200, _vector("0.001"))
             elif mode == "garbage":
-                self._send(200, b"<html>this is not the API you are looking for</html>",
-                           "text/html")
+                self._send(
+                    200, b"<html>this is not the API you are looking for</html>", "text/html"
+                )
             elif mode == "nodata":
                 self._send(200, json.dumps({"status": "success"}).encode())
             else:  # "ok" and anything else: one healthy series
@@ -160,8 +176,15 @@ def _fake_handler(state: FakePrometheus) -> type[BaseHTTPRequestHandler]:
 
 
 def _vector(value: str) -> bytes:
-    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
-        {"metric": {"job": "rt"}, "value": [time.time(), value]}]}}).encode()
+    return json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [{"metric": {"job": "rt"}, "value": [time.time(), value]}],
+            },
+        }
+    ).encode()
 
 
 @pytest.fixture(scope="session")

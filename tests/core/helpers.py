@@ -19,10 +19,33 @@ BODIES = {
     "error": "    raise RuntimeError('gate code broke')",
 }
 
-RECORD_KEYS = {"schema", "phase", "decision", "reason", "evaluated_at", "window", "environment",
-               "gates", "flags", "actions", "digest"}
-GATE_KEYS = {"nodeid", "kind", "outcome", "metric", "observed", "threshold", "unit", "n",
-             "p_value", "ci", "reason", "queries"}
+RECORD_KEYS = {
+    "schema",
+    "phase",
+    "decision",
+    "reason",
+    "evaluated_at",
+    "window",
+    "environment",
+    "gates",
+    "flags",
+    "actions",
+    "digest",
+}
+GATE_KEYS = {
+    "nodeid",
+    "kind",
+    "outcome",
+    "metric",
+    "observed",
+    "threshold",
+    "unit",
+    "n",
+    "p_value",
+    "ci",
+    "reason",
+    "queries",
+}
 
 
 def gate_source(name: str, outcome: str, *, abort: bool = False, phase: str = "phase2") -> str:
@@ -34,8 +57,9 @@ def gate_module(*gates: str) -> str:
     return "import pytest\nimport pytest_rollout\n\n\n" + "\n\n".join(gates)
 
 
-def run_gates(pytester: pytest.Pytester, *args: str, xdist: bool = False,
-              subprocess: bool = False) -> pytest.RunResult:
+def run_gates(
+    pytester: pytest.Pytester, *args: str, xdist: bool = False, subprocess: bool = False
+) -> pytest.RunResult:
     """Run pytest on the pytester dir; -n 2 always needs a subprocess."""
     extra = ["-p", "no:cacheprovider", *(["-n", "2"] if xdist else []), *args]
     if xdist or subprocess:

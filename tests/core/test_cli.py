@@ -12,8 +12,9 @@ import pytest_rollout
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.parametrize("entry", ["script", "module"])
@@ -39,7 +40,14 @@ def test_pytest_help_lists_every_rollout_option(pytester: pytest.Pytester) -> No
 
     result = pytester.runpytest("--help")
     assert result.ret == 0
-    for option in (plugin.OPT_CONFIG, plugin.OPT_ENV, plugin.OPT_PROMETHEUS_URL, plugin.OPT_AT,
-                   plugin.OPT_WINDOW, plugin.OPT_DECISION_JSON, plugin.OPT_FLAGS,
-                   plugin.OPT_ON_ABORT):
+    for option in (
+        plugin.OPT_CONFIG,
+        plugin.OPT_ENV,
+        plugin.OPT_PROMETHEUS_URL,
+        plugin.OPT_AT,
+        plugin.OPT_WINDOW,
+        plugin.OPT_DECISION_JSON,
+        plugin.OPT_FLAGS,
+        plugin.OPT_ON_ABORT,
+    ):
         assert option in result.stdout.str(), option

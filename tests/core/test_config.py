@@ -23,19 +23,23 @@ from tests.core.helpers import gate_module, gate_source, output, read_record, ru
 def test_builtin_markers_are_registered(pytester: pytest.Pytester) -> None:
     result = run_gates(pytester, "--markers")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "@pytest.mark.phase0: rollout gate of phase0 (pre-deployment)*",
-        "@pytest.mark.phase1: rollout gate of phase1 (shadow)*",
-        "@pytest.mark.phase2: rollout gate of phase2 (canary)*",
-        "@pytest.mark.phase3: rollout gate of phase3 (ramp)*",
-        "@pytest.mark.phase4: rollout gate of phase4 (ramp)*",
-        "@pytest.mark.phase5: rollout gate of phase5 (full rollout)*",
-        "@pytest.mark.abort: this gate is an abort trigger*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.phase0: rollout gate of phase0 (pre-deployment)*",
+            "@pytest.mark.phase1: rollout gate of phase1 (shadow)*",
+            "@pytest.mark.phase2: rollout gate of phase2 (canary)*",
+            "@pytest.mark.phase3: rollout gate of phase3 (ramp)*",
+            "@pytest.mark.phase4: rollout gate of phase4 (ramp)*",
+            "@pytest.mark.phase5: rollout gate of phase5 (full rollout)*",
+            "@pytest.mark.abort: this gate is an abort trigger*",
+        ]
+    )
 
 
 def test_phases_from_rollout_toml_are_registered(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", rollout="""
+    pytester.makefile(
+        ".toml",
+        rollout="""
         [phases.bake]
         name = "overnight bake"
         description = "hold 25 % for 12 hours before the next step"
@@ -43,16 +47,20 @@ def test_phases_from_rollout_toml_are_registered(pytester: pytest.Pytester) -> N
         [phases.phase2]
         name = "blended canary"
         description = "blended recall for 5 % of spaces"
-    """)
+    """,
+    )
     result = run_gates(pytester, "--markers")
-    result.stdout.fnmatch_lines([
-        "@pytest.mark.phase2: rollout gate of phase2 (blended canary): blended recall for 5 %*",
-        "@pytest.mark.bake: rollout gate of bake (overnight bake): hold 25 % for 12 hours*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.phase2: rollout gate of phase2 (blended canary): blended recall for 5 %*",
+            "@pytest.mark.bake: rollout gate of bake (overnight bake): hold 25 % for 12 hours*",
+        ]
+    )
     pytester.makepyfile(test_gates=gate_module(gate_source("test_bake_gate", "pass", phase="bake")))
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--strict-markers", "-m", "bake", "--rollout-decision-json",
-                       str(record_path))
+    result = run_gates(
+        pytester, "--strict-markers", "-m", "bake", "--rollout-decision-json", str(record_path)
+    )
     assert result.ret == 0, output(result)
     record = read_record(record_path)
     assert record["phase"] == "bake" and record["decision"] == "GO"
@@ -66,33 +74,37 @@ def test_unknown_phase_marker_fails_under_strict_markers(pytester: pytest.Pytest
 
 
 @pytest.mark.parametrize("marker", ["phase2('canary')", "phase2(window='1h')"])
-def test_phase_marker_with_arguments_is_a_usage_error(pytester: pytest.Pytester,
-                                                      marker: str) -> None:
-    pytester.makepyfile(test_gates=f"""
+def test_phase_marker_with_arguments_is_a_usage_error(
+    pytester: pytest.Pytester, marker: str
+) -> None:
+    pytester.makepyfile(
+        test_gates=f"""
         import pytest
 
         @pytest.mark.{marker}
         def test_gate():
             pass
-    """)
+    """
+    )
     result = run_gates(pytester, "--strict-markers")
     assert result.ret == 4, output(result)
-    assert "test_gates.py::test_gate: @pytest.mark.phase2 takes no arguments" in \
-        result.stderr.str()
+    assert "test_gates.py::test_gate: @pytest.mark.phase2 takes no arguments" in result.stderr.str()
     assert "Traceback" not in output(result)
 
 
 def test_abort_marker_with_arguments_is_refused_also_under_xdist(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(test_gates="""
+    pytester.makepyfile(
+        test_gates="""
         import pytest
 
         @pytest.mark.phase2
         @pytest.mark.abort(threshold=0.02)
         def test_trigger():
             pass
-    """)
+    """
+    )
     serial = run_gates(pytester)
     assert serial.ret == 4
     assert "@pytest.mark.abort takes no arguments" in serial.stderr.str()
@@ -125,8 +137,9 @@ LEVELS = ["toml", "ini", "env", "cli"]
 
 
 @pytest.mark.parametrize("highest", LEVELS)
-def test_precedence_cli_env_ini_toml(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                     highest: str) -> None:
+def test_precedence_cli_env_ini_toml(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, highest: str
+) -> None:
     pytester.makefile(".toml", rollout=PRECEDENCE_TOML)
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     present = LEVELS[: LEVELS.index(highest) + 1]
@@ -141,26 +154,31 @@ def test_precedence_cli_env_ini_toml(pytester: pytest.Pytester, monkeypatch: pyt
         monkeypatch.setenv("ROLLOUT_ENV", "from_env")
         monkeypatch.setenv("ROLLOUT_PROMETHEUS_URL", "http://env.example:9090")
     if "cli" in present:
-        args += ["--rollout-env", "from_cli", "--rollout-prometheus-url",
-                 "http://cli.example:9090"]
+        args += ["--rollout-env", "from_cli", "--rollout-prometheus-url", "http://cli.example:9090"]
     record_path = pytester.path / "decision.json"
     result = run_gates(pytester, *args, "--rollout-decision-json", str(record_path))
     assert result.ret == 0, output(result)
     record = read_record(record_path)
     assert record["environment"] == f"from_{highest}"
-    expected_url = {"toml": "http://toml.example:9090", "ini": "http://ini.example:9090",
-                    "env": "http://env.example:9090", "cli": "http://cli.example:9090"}[highest]
+    expected_url = {
+        "toml": "http://toml.example:9090",
+        "ini": "http://ini.example:9090",
+        "env": "http://env.example:9090",
+        "cli": "http://cli.example:9090",
+    }[highest]
     assert record["context"]["prometheus_url"] == expected_url
 
 
-def test_environment_url_used_when_no_override(pytester: pytest.Pytester,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_url_used_when_no_override(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--rollout-env picks the profile whose prometheus_url applies."""
     pytester.makefile(".toml", rollout=PRECEDENCE_TOML)
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-env", "from_ini", "--rollout-decision-json",
-                       str(record_path))
+    result = run_gates(
+        pytester, "--rollout-env", "from_ini", "--rollout-decision-json", str(record_path)
+    )
     assert result.ret == 0, output(result)
     record = read_record(record_path)
     assert record["context"]["prometheus_url"] == "http://toml-ini-env.example:9090"
@@ -173,8 +191,13 @@ def test_pyproject_table_is_read(pytester: pytest.Pytester) -> None:
     """)
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-at", "2026-11-25T14:00:00Z",
-                       "--rollout-decision-json", str(record_path))
+    result = run_gates(
+        pytester,
+        "--rollout-at",
+        "2026-11-25T14:00:00Z",
+        "--rollout-decision-json",
+        str(record_path),
+    )
     assert result.ret == 0, output(result)
     assert read_record(record_path)["window"]["start"] == "2026-11-25T13:45:00Z"
 
@@ -187,33 +210,55 @@ BAD_CONFIGS = [
     ("[phases.phase2]\nwindw = '1h'\n", [], ["rollout.toml", "phases.phase2.windw"]),
     ("[rollout]\ndefault_env = 'staging'\n", [], ["rollout.toml", "rollout.default_env"]),
     ("[tresholds]\np99 = 0.01\n", [], ["rollout.toml", "tresholds"]),
-    ("[phases.phase2]\nmin_samples = 'many'\n", [],
-     ["rollout.toml", "phases.phase2.min_samples", "'many'"]),
+    (
+        "[phases.phase2]\nmin_samples = 'many'\n",
+        [],
+        ["rollout.toml", "phases.phase2.min_samples", "'many'"],
+    ),
     ("[phases.phase2]\nalpha = 2.0\n", [], ["rollout.toml", "phases.phase2.alpha", "2.0"]),
     ("[phases.phase2]\nsequential = 'yes'\n", [], ["phases.phase2.sequential", "'yes'"]),
     ("[thresholds]\np99_margin_s = '10ms'\n", [], ["thresholds.p99_margin_s", "'10ms'"]),
-    ("[phases.phase2]\nwindow = '5 minutes'\n", [],
-     ["rollout.toml", "phases.phase2.window", "'5 minutes'"]),
+    (
+        "[phases.phase2]\nwindow = '5 minutes'\n",
+        [],
+        ["rollout.toml", "phases.phase2.window", "'5 minutes'"],
+    ),
     ("[phases.phase2]\nwindow = '999999999y'\n", [], ["phases.phase2.window", "'999999999y'"]),
     ("[environments.staging]\ntimeout = '-1s'\n", [], ["environments.staging.timeout", "'-1s'"]),
-    ("[environments.staging]\nmax_staleness = 300\n", [],
-     ["environments.staging.max_staleness", "300"]),
-    ("[environments.staging]\nprometheus_url = 'prom:9090'\n", [],
-     ["environments.staging.prometheus_url", "'prom:9090'"]),
-    ("[environments.staging]\n[environments.staging.phases.phase2]\nwindow = 'soon'\n", [],
-     ["environments.staging.phases.phase2.window", "'soon'"]),
+    (
+        "[environments.staging]\nmax_staleness = 300\n",
+        [],
+        ["environments.staging.max_staleness", "300"],
+    ),
+    (
+        "[environments.staging]\nprometheus_url = 'prom:9090'\n",
+        [],
+        ["environments.staging.prometheus_url", "'prom:9090'"],
+    ),
+    (
+        "[environments.staging]\n[environments.staging.phases.phase2]\nwindow = 'soon'\n",
+        [],
+        ["environments.staging.phases.phase2.window", "'soon'"],
+    ),
     ("[rollout]\ndefault_environment = 'prod'\n", [], ["rollout.toml", "'prod'"]),
-    ("[environments.staging]\n", ["--rollout-env", "production"],
-     ["rollout.toml", "'production'", "staging"]),
+    (
+        "[environments.staging]\n",
+        ["--rollout-env", "production"],
+        ["rollout.toml", "'production'", "staging"],
+    ),
     ("[phases.phase2\nwindow = '1h'\n", [], ["rollout.toml", "not valid TOML"]),
     ("phases = 3\n", [], ["rollout.toml", "phases", "3"]),
 ]
 
 
-@pytest.mark.parametrize(("toml", "args", "fragments"), BAD_CONFIGS,
-                         ids=[f"{i}-{f[-1]}" for i, (_, _, f) in enumerate(BAD_CONFIGS)])
-def test_config_error_is_a_usage_error(pytester: pytest.Pytester, toml: str, args: list[str],
-                                       fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("toml", "args", "fragments"),
+    BAD_CONFIGS,
+    ids=[f"{i}-{f[-1]}" for i, (_, _, f) in enumerate(BAD_CONFIGS)],
+)
+def test_config_error_is_a_usage_error(
+    pytester: pytest.Pytester, toml: str, args: list[str], fragments: list[str]
+) -> None:
     pytester.makefile(".toml", rollout=toml)
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     result = run_gates(pytester, "-m", "phase2", *args)
@@ -224,8 +269,9 @@ def test_config_error_is_a_usage_error(pytester: pytest.Pytester, toml: str, arg
     assert "Traceback" not in output(result)
 
 
-def test_unknown_environment_from_env_var(pytester: pytest.Pytester,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_environment_from_env_var(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makefile(".toml", rollout="[environments.staging]\n[environments.production]\n")
     pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
     monkeypatch.setenv("ROLLOUT_ENV", "prodution")
@@ -260,26 +306,93 @@ def test_explicit_missing_config_file_is_a_usage_error(pytester: pytest.Pytester
 # --------------------------------------------------------------------------------------------
 # Hypothesis: any TOML document is either a RolloutConfig or a ConfigError
 
-KNOWN_KEYS = ["rollout", "phases", "environments", "thresholds", "default_environment",
-              "group_label", "control", "treatment", "phase2", "phase0", "bake", "staging",
-              "name", "description", "window", "duration", "min_samples", "alpha",
-              "cohort_percent", "sequential", "holm", "flags", "rollback", "prometheus_url",
-              "timeout", "retries", "max_staleness", "audit_log", "webhook", "service_url",
-              "blended_recall", "p99_delta_s"]
+KNOWN_KEYS = [
+    "rollout",
+    "phases",
+    "environments",
+    "thresholds",
+    "default_environment",
+    "group_label",
+    "control",
+    "treatment",
+    "phase2",
+    "phase0",
+    "bake",
+    "staging",
+    "name",
+    "description",
+    "window",
+    "duration",
+    "min_samples",
+    "alpha",
+    "cohort_percent",
+    "sequential",
+    "holm",
+    "flags",
+    "rollback",
+    "prometheus_url",
+    "timeout",
+    "retries",
+    "max_staleness",
+    "audit_log",
+    "webhook",
+    "service_url",
+    "blended_recall",
+    "p99_delta_s",
+]
 
-PHASE_FIELDS = ["name", "description", "window", "duration", "min_samples", "alpha",
-                "cohort_percent", "sequential", "holm", "flags", "rollback", "thresholds"]
-ENV_FIELDS = ["prometheus_url", "flags", "timeout", "retries", "max_staleness", "audit_log",
-              "webhook", "service_url", "phases"]
+PHASE_FIELDS = [
+    "name",
+    "description",
+    "window",
+    "duration",
+    "min_samples",
+    "alpha",
+    "cohort_percent",
+    "sequential",
+    "holm",
+    "flags",
+    "rollback",
+    "thresholds",
+]
+ENV_FIELDS = [
+    "prometheus_url",
+    "flags",
+    "timeout",
+    "retries",
+    "max_staleness",
+    "audit_log",
+    "webhook",
+    "service_url",
+    "phases",
+]
 
-keys = st.one_of(st.sampled_from(KNOWN_KEYS),
-                 st.text(alphabet=string.ascii_letters + string.digits + "_- .é", min_size=1,
-                         max_size=8))
-durations = st.from_regex(r"-?\d{1,12}(\.\d{1,3})?(ms|s|m|h|d|w|y)( ?\d{1,3}[smh])?",
-                          fullmatch=True)
+keys = st.one_of(
+    st.sampled_from(KNOWN_KEYS),
+    st.text(alphabet=string.ascii_letters + string.digits + "_- .é", min_size=1, max_size=8),
+)
+durations = st.from_regex(
+    r"-?\d{1,12}(\.\d{1,3})?(ms|s|m|h|d|w|y)( ?\d{1,3}[smh])?", fullmatch=True
+)
 scalars = st.one_of(
-    st.sampled_from(["30s", "5m", "1h30m", "7d", "0s", "-1m", "1.5h", "soon", "", "staging",
-                     "http://127.0.0.1:9090", "https://user:pw@prom/", "prom:9090", "999999999y"]),
+    st.sampled_from(
+        [
+            "30s",
+            "5m",
+            "1h30m",
+            "7d",
+            "0s",
+            "-1m",
+            "1.5h",
+            "soon",
+            "",
+            "staging",
+            "http://127.0.0.1:9090",
+            "https://user:pw@prom/",
+            "prom:9090",
+            "999999999y",
+        ]
+    ),
     durations,
     st.text(max_size=10),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -309,8 +422,8 @@ def mostly_key(valid: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 def with_junk(base: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
     junk = st.integers(0, 4).flatmap(
-        lambda i: st.dictionaries(keys, values, min_size=1, max_size=2) if i == 0
-        else st.just({}))
+        lambda i: st.dictionaries(keys, values, min_size=1, max_size=2) if i == 0 else st.just({})
+    )
     return st.builds(lambda b, j: {**j, **b}, base, junk)
 
 
@@ -319,31 +432,54 @@ flag_states = st.dictionaries(keys, mostly(st.booleans() | st.floats(0, 100)), m
 phase_fields = {
     "name": mostly(st.text(min_size=1, max_size=8)),
     "description": mostly(st.text(min_size=1, max_size=8)),
-    "window": mostly(durations), "duration": mostly(durations),
-    "min_samples": mostly(st.integers(-5, 10**6)), "alpha": mostly(st.floats(0, 1)),
-    "cohort_percent": mostly(st.floats(-1, 101)), "sequential": mostly(st.booleans()),
-    "holm": mostly(st.booleans()), "flags": flag_states, "rollback": flag_states,
+    "window": mostly(durations),
+    "duration": mostly(durations),
+    "min_samples": mostly(st.integers(-5, 10**6)),
+    "alpha": mostly(st.floats(0, 1)),
+    "cohort_percent": mostly(st.floats(-1, 101)),
+    "sequential": mostly(st.booleans()),
+    "holm": mostly(st.booleans()),
+    "flags": flag_states,
+    "rollback": flag_states,
     "thresholds": st.dictionaries(threshold_names, mostly(st.floats()), max_size=3),
 }
 phase_tables = with_junk(st.fixed_dictionaries({}, optional=phase_fields))
-override_tables = with_junk(st.fixed_dictionaries({}, optional={
-    k: phase_fields[k] for k in ("window", "duration", "min_samples", "alpha", "cohort_percent")}))
+override_tables = with_junk(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            k: phase_fields[k]
+            for k in ("window", "duration", "min_samples", "alpha", "cohort_percent")
+        },
+    )
+)
 env_fields = {
     "prometheus_url": mostly(st.sampled_from(["http://127.0.0.1:9090", "https://p/x"])),
-    "flags": mostly(st.text(min_size=1, max_size=8)), "timeout": mostly(durations),
-    "retries": mostly(st.integers(-2, 5)), "max_staleness": mostly(durations),
-    "audit_log": scalars, "webhook": scalars, "service_url": scalars,
-    "phases": st.dictionaries(st.sampled_from(["phase0", "phase2", "bake"]) | keys,
-                              override_tables, max_size=2),
+    "flags": mostly(st.text(min_size=1, max_size=8)),
+    "timeout": mostly(durations),
+    "retries": mostly(st.integers(-2, 5)),
+    "max_staleness": mostly(durations),
+    "audit_log": scalars,
+    "webhook": scalars,
+    "service_url": scalars,
+    "phases": st.dictionaries(
+        st.sampled_from(["phase0", "phase2", "bake"]) | keys, override_tables, max_size=2
+    ),
 }
 env_tables = with_junk(st.fixed_dictionaries({}, optional=env_fields))
 phase_keys = mostly_key(st.sampled_from(["phase0", "phase2", "bake", "staging"]))
 valid_ish = st.fixed_dictionaries(
     {},
     optional={
-        "rollout": st.fixed_dictionaries({}, optional={
-            "default_environment": st.sampled_from(["staging", "bake"]) | scalars,
-            "group_label": scalars, "control": scalars, "treatment": scalars}),
+        "rollout": st.fixed_dictionaries(
+            {},
+            optional={
+                "default_environment": st.sampled_from(["staging", "bake"]) | scalars,
+                "group_label": scalars,
+                "control": scalars,
+                "treatment": scalars,
+            },
+        ),
         "phases": st.dictionaries(phase_keys, phase_tables, max_size=3),
         "environments": st.dictionaries(phase_keys, env_tables, max_size=2),
         "thresholds": st.dictionaries(keys, st.floats() | scalars, max_size=3),
@@ -402,8 +538,11 @@ def test_any_toml_document_is_a_config_or_a_config_error(document: dict[str, Any
     assert isinstance(config, RolloutConfig)
     # A config that parsed must also answer every question the plugin asks of it.
     for env in [None, *config.environments]:
-        for key in [*config.phases, "phase2", *(config.environments[env].phase_overrides
-                                                 if env else {})]:
+        for key in [
+            *config.phases,
+            "phase2",
+            *(config.environments[env].phase_overrides if env else {}),
+        ]:
             phase = config.phase(key, env)
             assert phase.window_s > 0 and phase.min_samples >= 1
             rfc3339(1_795_000_000 - phase.window_s)  # the record's window start must exist
@@ -413,9 +552,11 @@ def test_any_toml_document_is_a_config_or_a_config_error(document: dict[str, Any
 
 def test_hypothesis_generator_reaches_valid_configs() -> None:
     """The property above is only worth something if valid documents come out too."""
-    doc = {"rollout": {"default_environment": "staging"},
-           "environments": {"staging": {"timeout": "1s", "phases": {"phase2": {"window": "5m"}}}},
-           "phases": {"phase2": {"window": "1h", "thresholds": {"p99_delta_s": 0.01}}}}
+    doc = {
+        "rollout": {"default_environment": "staging"},
+        "environments": {"staging": {"timeout": "1s", "phases": {"phase2": {"window": "5m"}}}},
+        "phases": {"phase2": {"window": "1h", "thresholds": {"p99_delta_s": 0.01}}},
+    }
     config = parse_config(tomllib.loads(to_toml(doc)), "generated.toml")
     assert config.phase("phase2", "staging").window_s == 300.0
     assert config.threshold("p99_delta_s", "phase2") == 0.01

@@ -34,15 +34,15 @@ def expected_decision(criterion: str | None, abort: str | None) -> str:
     return "GO"
 
 
-COMBINATIONS = [
-    (c, a) for c, a in itertools.product((*OUTCOMES, None), repeat=2)
-]
+COMBINATIONS = [(c, a) for c, a in itertools.product((*OUTCOMES, None), repeat=2)]
 
 
-@pytest.mark.parametrize(("criterion", "abort"), COMBINATIONS,
-                         ids=[f"criterion-{c}-abort-{a}" for c, a in COMBINATIONS])
-def test_every_outcome_combination(pytester: pytest.Pytester, criterion: str | None,
-                                   abort: str | None) -> None:
+@pytest.mark.parametrize(
+    ("criterion", "abort"), COMBINATIONS, ids=[f"criterion-{c}-abort-{a}" for c, a in COMBINATIONS]
+)
+def test_every_outcome_combination(
+    pytester: pytest.Pytester, criterion: str | None, abort: str | None
+) -> None:
     gates = []
     if criterion is not None:
         gates.append(gate_source("test_criterion", criterion))
@@ -75,8 +75,9 @@ MIXTURES = [
 
 
 @pytest.mark.parametrize(("criteria", "aborts", "decision"), MIXTURES)
-def test_mixtures_abort_beats_hold_beats_go(pytester: pytest.Pytester, criteria: list[str],
-                                           aborts: list[str], decision: str) -> None:
+def test_mixtures_abort_beats_hold_beats_go(
+    pytester: pytest.Pytester, criteria: list[str], aborts: list[str], decision: str
+) -> None:
     gates = [gate_source(f"test_criterion_{i}", o) for i, o in enumerate(criteria)]
     gates += [gate_source(f"test_trigger_{i}", o, abort=True) for i, o in enumerate(aborts)]
     pytester.makepyfile(test_gates=gate_module(*gates))
@@ -104,9 +105,11 @@ def test_mixtures_abort_beats_hold_beats_go(pytester: pytest.Pytester, criteria:
 def test_exit_status_and_last_line_with_and_without_xdist(
     pytester: pytest.Pytester, decision: str, xdist: bool
 ) -> None:
-    gates = [gate_source("test_latency_within_margin", "pass"),
-             gate_source("test_error_rate_within_margin", "pass"),
-             gate_source("test_abort_on_p99_regression", "pass", abort=True)]
+    gates = [
+        gate_source("test_latency_within_margin", "pass"),
+        gate_source("test_error_rate_within_margin", "pass"),
+        gate_source("test_abort_on_p99_regression", "pass", abort=True),
+    ]
     if decision == "HOLD":
         gates.append(gate_source("test_enough_samples", "inconclusive"))
     if decision == "ABORT":
@@ -114,8 +117,9 @@ def test_exit_status_and_last_line_with_and_without_xdist(
     pytester.makepyfile(test_gates=gate_module(*gates), test_instants=AT_GATES)
     record_path = pytester.path / "decision.json"
 
-    result = run_gates(pytester, "-m", "phase2", "--rollout-decision-json", str(record_path),
-                       xdist=xdist)
+    result = run_gates(
+        pytester, "-m", "phase2", "--rollout-decision-json", str(record_path), xdist=xdist
+    )
 
     assert result.ret == EXIT[decision], output(result)
     assert last_line(result).startswith(f"rollout phase2: {decision} — "), result.outlines[-5:]
@@ -134,8 +138,9 @@ def test_no_gate_selected_is_hold_never_exit_5(pytester: pytest.Pytester, xdist:
     pytester.makepyfile(test_gates=gate_module(gate_source("test_p99", "pass")))
     record_path = pytester.path / "decision.json"
 
-    result = run_gates(pytester, "-m", "phase3", "--rollout-decision-json", str(record_path),
-                       xdist=xdist)
+    result = run_gates(
+        pytester, "-m", "phase3", "--rollout-decision-json", str(record_path), xdist=xdist
+    )
 
     assert result.ret == 1, output(result)
     record = read_record(record_path)
@@ -153,7 +158,8 @@ def test_empty_gate_directory_asked_for_a_phase_is_hold(pytester: pytest.Pyteste
 
 
 def test_skipped_gates_block_go(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_gates="""
+    pytester.makepyfile(
+        test_gates="""
         import sys
         import pytest
 
@@ -168,14 +174,17 @@ def test_skipped_gates_block_go(pytester: pytest.Pytester) -> None:
         @pytest.mark.skipif(sys.platform != "nonexistent", reason="not on this platform")
         def test_skipped_by_marker():
             pass
-    """)
+    """
+    )
     record_path = pytester.path / "decision.json"
     result = run_gates(pytester, "--rollout-decision-json", str(record_path))
     assert result.ret == 1, output(result)
     record = read_record(record_path)
     assert record["decision"] == "HOLD"
-    for name, why in (("test_skips_itself", "dashboard not reachable"),
-                      ("test_skipped_by_marker", "not on this platform")):
+    for name, why in (
+        ("test_skips_itself", "dashboard not reachable"),
+        ("test_skipped_by_marker", "not on this platform"),
+    ):
         gate = gate_by_name(record, name)
         assert gate["outcome"] == "inconclusive"
         assert "skipped" in gate["reason"] and why in gate["reason"]
@@ -183,7 +192,8 @@ def test_skipped_gates_block_go(pytester: pytest.Pytester) -> None:
 
 
 def test_inconclusive_survives_except_exception(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_gates="""
+    pytester.makepyfile(
+        test_gates="""
         import pytest
         import pytest_rollout
 
@@ -201,7 +211,8 @@ def test_inconclusive_survives_except_exception(pytester: pytest.Pytester) -> No
                 pytest_rollout.inconclusive("trigger has no data")
             except Exception:
                 raise AssertionError("not reached")
-    """)
+    """
+    )
     record_path = pytester.path / "decision.json"
     result = run_gates(pytester, "--rollout-decision-json", str(record_path))
     assert result.ret == 1, output(result)
@@ -214,7 +225,8 @@ def test_inconclusive_survives_except_exception(pytester: pytest.Pytester) -> No
 
 
 def test_setup_and_teardown_problems(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_gates="""
+    pytester.makepyfile(
+        test_gates="""
         import pytest
         import pytest_rollout
 
@@ -245,7 +257,8 @@ def test_setup_and_teardown_problems(pytester: pytest.Pytester) -> None:
         @pytest.mark.abort
         def test_failed_trigger_with_teardown_error(leaky):
             assert False, "error rate +0.4 pp"
-    """)
+    """
+    )
     record_path = pytester.path / "decision.json"
     result = run_gates(pytester, "--rollout-decision-json", str(record_path))
     assert result.ret == 10, output(result)
@@ -256,15 +269,15 @@ def test_setup_and_teardown_problems(pytester: pytest.Pytester) -> None:
     assert gate_by_name(record, "test_setup_inconclusive")["outcome"] == "inconclusive"
     teardown = gate_by_name(record, "test_teardown_error_after_pass")
     assert teardown["outcome"] == "error"
-    assert teardown["reason"] == ("error while tearing down the gate: RuntimeError: "
-                                  "cleanup failed")
+    assert teardown["reason"] == ("error while tearing down the gate: RuntimeError: cleanup failed")
     # A teardown error must not hide a fired abort trigger.
     fired = gate_by_name(record, "test_failed_trigger_with_teardown_error")
     assert fired["outcome"] == "fail" and fired["reason"] == "error rate +0.4 pp"
 
 
 def test_decision_record_fields_and_digest(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_gates="""
+    pytester.makepyfile(
+        test_gates="""
         import pytest
 
         pytestmark = pytest.mark.phase2
@@ -279,15 +292,24 @@ def test_decision_record_fields_and_digest(pytester: pytest.Pytester) -> None:
         def test_error_rate_trigger(gate):
             gate.observe(metric="error rate delta", observed=float("nan"), threshold=0.001)
             assert True
-    """)
-    pytester.makefile(".toml", rollout="""
+    """
+    )
+    pytester.makefile(
+        ".toml",
+        rollout="""
         [phases.phase2]
         name = "canary"
         window = "30m"
-    """)
+    """,
+    )
     record_path = pytester.path / "out" / "decision.json"
-    result = run_gates(pytester, "--rollout-decision-json", str(record_path),
-                       "--rollout-at", "2026-11-25T14:00:00Z")
+    result = run_gates(
+        pytester,
+        "--rollout-decision-json",
+        str(record_path),
+        "--rollout-at",
+        "2026-11-25T14:00:00Z",
+    )
     assert result.ret == 0, output(result)
     record = read_record(record_path)
 
@@ -302,10 +324,19 @@ def test_decision_record_fields_and_digest(pytester: pytest.Pytester) -> None:
     for gate in record["gates"]:
         assert set(gate) == GATE_KEYS
     p99 = gate_by_name(record, "test_p99_delta")
-    assert p99 == {**p99, "kind": "criterion", "outcome": "pass",
-                   "metric": "recall p99 latency delta", "observed": 0.0021, "threshold": 0.010,
-                   "unit": "s", "n": {"control": 41210, "treatment": 2210}, "p_value": 0.41,
-                   "ci": [-0.001, 0.006], "queries": []}
+    assert p99 == {
+        **p99,
+        "kind": "criterion",
+        "outcome": "pass",
+        "metric": "recall p99 latency delta",
+        "observed": 0.0021,
+        "threshold": 0.010,
+        "unit": "s",
+        "n": {"control": 41210, "treatment": 2210},
+        "p_value": 0.41,
+        "ci": [-0.001, 0.006],
+        "queries": [],
+    }
     trigger = gate_by_name(record, "test_error_rate_trigger")
     assert trigger["kind"] == "abort"
     assert trigger["observed"] is None  # NaN is not valid JSON: it becomes null
@@ -317,20 +348,33 @@ def test_decision_record_fields_and_digest(pytester: pytest.Pytester) -> None:
 
 
 def test_same_record_with_and_without_xdist(pytester: pytest.Pytester) -> None:
-    gates = [gate_source(f"test_criterion_{i}", o) for i, o in
-             enumerate(["pass", "inconclusive", "pass", "fail", "error", "pass"])]
-    gates += [gate_source("test_trigger_ok", "pass", abort=True),
-              gate_source("test_trigger_no_data", "inconclusive", abort=True)]
+    gates = [
+        gate_source(f"test_criterion_{i}", o)
+        for i, o in enumerate(["pass", "inconclusive", "pass", "fail", "error", "pass"])
+    ]
+    gates += [
+        gate_source("test_trigger_ok", "pass", abort=True),
+        gate_source("test_trigger_no_data", "inconclusive", abort=True),
+    ]
     pytester.makepyfile(test_gates=gate_module(*gates))
     records = {}
     for xdist in (False, True):
         path = pytester.path / f"decision-{xdist}.json"
-        result = run_gates(pytester, "-m", "phase2", "--rollout-at", "1795000000",
-                           "--rollout-decision-json", str(path), xdist=xdist)
+        result = run_gates(
+            pytester,
+            "-m",
+            "phase2",
+            "--rollout-at",
+            "1795000000",
+            "--rollout-decision-json",
+            str(path),
+            xdist=xdist,
+        )
         assert result.ret == 1, output(result)
         records[xdist] = read_record(path)
     for record in records.values():
         assert record["digest"] == recompute_digest(record)
+
     # With a pinned instant only the run's identity differs (and so the digest).
     def comparable(record: dict[str, object]) -> dict[str, object]:
         context = dict(record.get("context") or {})  # type: ignore[call-overload]
@@ -375,8 +419,14 @@ def test_rollout_at_pins_every_worker_and_only_the_controller_writes(
     pytester.makeconftest(DECISION_HOOK)
     pytester.makepyfile(test_gates=AT_GATES)
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-at", "2026-11-25T14:00:00Z", "--rollout-decision-json",
-                       str(record_path), xdist=True)
+    result = run_gates(
+        pytester,
+        "--rollout-at",
+        "2026-11-25T14:00:00Z",
+        "--rollout-decision-json",
+        str(record_path),
+        xdist=True,
+    )
     assert result.ret == 0, output(result)
     seen = _instants(pytester)
     assert len(seen) == 6
@@ -388,24 +438,33 @@ def test_rollout_at_pins_every_worker_and_only_the_controller_writes(
     # Workers never decide or write: one hook call, on the controller, and one file.
     assert (pytester.path / "decision-calls.txt").read_text().split() == ["controller"]
     assert sorted(p.name for p in pytester.path.glob("decision*")) == [
-        "decision-calls.txt", "decision.json"]
+        "decision-calls.txt",
+        "decision.json",
+    ]
 
 
 def test_rollout_at_accepts_unix_seconds(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_gates=AT_GATES)
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-at", "1795615200", "--rollout-decision-json",
-                       str(record_path))
+    result = run_gates(
+        pytester, "--rollout-at", "1795615200", "--rollout-decision-json", str(record_path)
+    )
     assert result.ret == 0, output(result)
     assert {at for _, at in _instants(pytester)} == {1795615200.0}
     assert read_record(record_path)["evaluated_at"] == "2026-11-25T14:00:00Z"
 
 
-@pytest.mark.parametrize(("option", "value"), [("--rollout-at", "yesterday"),
-                                               ("--rollout-at", "2026-11-25T14:00:00"),
-                                               ("--rollout-window", "5 minutes")])
-def test_bad_instant_or_window_is_a_usage_error(pytester: pytest.Pytester, option: str,
-                                                value: str) -> None:
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--rollout-at", "yesterday"),
+        ("--rollout-at", "2026-11-25T14:00:00"),
+        ("--rollout-window", "5 minutes"),
+    ],
+)
+def test_bad_instant_or_window_is_a_usage_error(
+    pytester: pytest.Pytester, option: str, value: str
+) -> None:
     pytester.makepyfile(test_gates=gate_module(gate_source("test_p99", "pass")))
     result = run_gates(pytester, option, value)
     assert result.ret == 4

@@ -66,12 +66,21 @@ def write_gates(pytester: pytest.Pytester, *names: str, toml: str = E2E_TOML) ->
     pytester.makefile(".toml", rollout=toml)
 
 
-def run_against(pytester: pytest.Pytester, url: str, *args: str, at: float | None = END,
-                xdist: bool = False) -> tuple[pytest.RunResult, dict[str, Any]]:
+def run_against(
+    pytester: pytest.Pytester, url: str, *args: str, at: float | None = END, xdist: bool = False
+) -> tuple[pytest.RunResult, dict[str, Any]]:
     record_path = pytester.path / "decision.json"
     at_args = ["--rollout-at", str(at)] if at is not None else []
-    result = run_gates(pytester, "--rollout-prometheus-url", url, *at_args,
-                       "--rollout-decision-json", str(record_path), *args, xdist=xdist)
+    result = run_gates(
+        pytester,
+        "--rollout-prometheus-url",
+        url,
+        *at_args,
+        "--rollout-decision-json",
+        str(record_path),
+        *args,
+        xdist=xdist,
+    )
     return result, read_record(record_path)
 
 
@@ -80,8 +89,9 @@ def run_against(pytester: pytest.Pytester, url: str, *args: str, at: float | Non
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "n2"])
-def test_healthy_history_is_go(pytester: pytest.Pytester, backfilled_prom: PrometheusServer,
-                               xdist: bool) -> None:
+def test_healthy_history_is_go(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer, xdist: bool
+) -> None:
     write_gates(pytester, "error_ratio", "request_rate", "error_trigger")
     result, record = run_against(pytester, backfilled_prom.url, xdist=xdist)
     assert result.ret == 0, output(result)
@@ -92,17 +102,22 @@ def test_healthy_history_is_go(pytester: pytest.Pytester, backfilled_prom: Prome
     ratio = gate_by_name(record, "test_error_ratio_below_1_percent")
     assert ratio["observed"] == ERROR_RATIO and ratio["threshold"] == 0.01
     # Each query as sent shows up in the record, with the staleness guard's query.
-    assert ratio["queries"] == ['rt_error_ratio{job="rt"}',
-                                'time() - timestamp(rt_error_ratio{job="rt"})']
+    assert ratio["queries"] == [
+        'rt_error_ratio{job="rt"}',
+        'time() - timestamp(rt_error_ratio{job="rt"})',
+    ]
     rate = gate_by_name(record, "test_both_groups_have_traffic")
     assert rate["observed"] == pytest.approx(2 * REQUESTS_PER_S)
     assert "sum(rate(rt_requests_total[5m]))" in rate["queries"]
-    assert gate_by_name(record, "test_abort_when_error_ratio_over_5_percent")["queries"][0] == \
-        "rt_error_ratio"
+    assert (
+        gate_by_name(record, "test_abort_when_error_ratio_over_5_percent")["queries"][0]
+        == "rt_error_ratio"
+    )
 
 
-def test_abort_trigger_breached_is_abort(pytester: pytest.Pytester,
-                                         backfilled_prom: PrometheusServer) -> None:
+def test_abort_trigger_breached_is_abort(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer
+) -> None:
     write_gates(pytester, "error_ratio", "p99_trigger")
     result, record = run_against(pytester, backfilled_prom.url)
     assert result.ret == EXIT["ABORT"], output(result)
@@ -112,19 +127,30 @@ def test_abort_trigger_breached_is_abort(pytester: pytest.Pytester,
     assert trigger["observed"] == P99_DELTA_S
     assert trigger["reason"] == f"p99 delta {P99_DELTA_S:.3f} s over 0.020 s"
     assert "rt_p99_delta_seconds" in trigger["queries"]
-    assert last_line(result).startswith("rollout phase2: ABORT — 1 abort trigger fired: "
-                                        "test_abort_when_p99_delta_over_20ms")
+    assert last_line(result).startswith(
+        "rollout phase2: ABORT — 1 abort trigger fired: test_abort_when_p99_delta_over_20ms"
+    )
 
 
-@pytest.mark.parametrize(("gate", "fragments"), [
-    ("missing", ["query returned no data", "rt_not_exported_total"]),
-    ("several_series", ["query returned 2 series, expected one",
-                        'group="control"', 'group="treatment"', "rt_requests_total"]),
-    ("nan", ["NaN", "rt_idle / rt_idle"]),
-])
-def test_unusable_answers_are_inconclusive(pytester: pytest.Pytester,
-                                           backfilled_prom: PrometheusServer, gate: str,
-                                           fragments: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("gate", "fragments"),
+    [
+        ("missing", ["query returned no data", "rt_not_exported_total"]),
+        (
+            "several_series",
+            [
+                "query returned 2 series, expected one",
+                'group="control"',
+                'group="treatment"',
+                "rt_requests_total",
+            ],
+        ),
+        ("nan", ["NaN", "rt_idle / rt_idle"]),
+    ],
+)
+def test_unusable_answers_are_inconclusive(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer, gate: str, fragments: list[str]
+) -> None:
     write_gates(pytester, "error_ratio", gate)
     result, record = run_against(pytester, backfilled_prom.url)
     assert result.ret == EXIT["HOLD"], output(result)
@@ -148,8 +174,9 @@ def test_history_ending_20_minutes_before_the_instant_is_hold(
     assert "no data" in gate_by_name(record, "test_error_ratio_below_1_percent")["reason"]
 
 
-def test_series_older_than_max_staleness_is_hold(pytester: pytest.Pytester,
-                                                 backfilled_prom: PrometheusServer) -> None:
+def test_series_older_than_max_staleness_is_hold(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer
+) -> None:
     toml = E2E_TOML + '    max_staleness = "1m"\n'
     write_gates(pytester, "error_ratio", "ended_early", toml=toml)
     result, record = run_against(pytester, backfilled_prom.url)
@@ -162,13 +189,15 @@ def test_series_older_than_max_staleness_is_hold(pytester: pytest.Pytester,
     assert "time() - timestamp(rt_ended_early)" in stale["queries"]
 
 
-def test_same_instant_same_decision(pytester: pytest.Pytester,
-                                    backfilled_prom: PrometheusServer) -> None:
+def test_same_instant_same_decision(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer
+) -> None:
     """Re-running with the recorded --rollout-at reproduces the decision and the numbers."""
     write_gates(pytester, "error_ratio", "request_rate", "p99_trigger")
     _, first = run_against(pytester, backfilled_prom.url)
-    _, second = run_against(pytester, backfilled_prom.url, "--rollout-at",
-                            first["evaluated_at"], at=None)
+    _, second = run_against(
+        pytester, backfilled_prom.url, "--rollout-at", first["evaluated_at"], at=None
+    )
     for record in (first, second):
         record.pop("digest")
         record.get("context", {}).pop("run_id", None)
@@ -179,8 +208,9 @@ def test_same_instant_same_decision(pytester: pytest.Pytester,
 # Prometheus gone
 
 
-def test_stopped_prometheus_is_hold_quickly(pytester: pytest.Pytester,
-                                            stopped_prom_url: str) -> None:
+def test_stopped_prometheus_is_hold_quickly(
+    pytester: pytest.Pytester, stopped_prom_url: str
+) -> None:
     write_gates(pytester, "error_ratio", "request_rate", "p99_trigger")
     started = time.monotonic()
     result, record = run_against(pytester, stopped_prom_url)
@@ -217,8 +247,9 @@ LIVE_GATES = """
 
 
 @pytest.mark.parametrize(("abort_threshold", "decision"), [(0.050, "GO"), (0.020, "ABORT")])
-def test_live_scraped_exporter(pytester: pytest.Pytester, live_prom: PrometheusServer,
-                               abort_threshold: float, decision: str) -> None:
+def test_live_scraped_exporter(
+    pytester: pytest.Pytester, live_prom: PrometheusServer, abort_threshold: float, decision: str
+) -> None:
     pytester.makepyfile(test_gates=LIVE_GATES % abort_threshold)
     pytester.makefile(".toml", rollout=E2E_TOML)
     result, record = run_against(pytester, live_prom.url, at=None)

@@ -48,7 +48,10 @@ FAULTS = [
 
 @pytest.mark.parametrize(("fault", "fragments"), FAULTS, ids=[f for f, _ in FAULTS])
 def test_backend_fault_is_hold_naming_gate_and_fault(
-    pytester: pytest.Pytester, fake_prom: FakePrometheus, refused_url: str, fault: str,
+    pytester: pytest.Pytester,
+    fake_prom: FakePrometheus,
+    refused_url: str,
+    fault: str,
     fragments: list[str],
 ) -> None:
     pytester.makefile(".toml", rollout=FAULT_TOML)
@@ -56,8 +59,9 @@ def test_backend_fault_is_hold_naming_gate_and_fault(
     record_path = pytester.path / "decision.json"
     url = fault_url(fake_prom, refused_url, fault)
     started = time.monotonic()
-    result = run_gates(pytester, "--rollout-prometheus-url", url,
-                       "--rollout-decision-json", str(record_path))
+    result = run_gates(
+        pytester, "--rollout-prometheus-url", url, "--rollout-decision-json", str(record_path)
+    )
     took = time.monotonic() - started
 
     # A broken backend never lets a rollout go ahead, and never rolls it back by itself.
@@ -65,8 +69,10 @@ def test_backend_fault_is_hold_naming_gate_and_fault(
     record = read_record(record_path)
     assert record["decision"] == "HOLD"
     stdout = result.stdout.str()
-    for name, query in (("test_error_ratio_below_1_percent", "sum(rate(rt_errors_total[5m]))"),
-                        ("test_abort_when_p99_over_20ms", "rt_p99_delta_seconds")):
+    for name, query in (
+        ("test_error_ratio_below_1_percent", "sum(rate(rt_errors_total[5m]))"),
+        ("test_abort_when_p99_over_20ms", "rt_p99_delta_seconds"),
+    ):
         gate = gate_by_name(record, name)
         assert gate["outcome"] == "inconclusive", gate
         for fragment in fragments:

@@ -27,22 +27,33 @@ SECRET_GATES = """
 
 
 def _everything_written(pytester: pytest.Pytester, result: pytest.RunResult) -> str:
-    files = [p.read_text() for p in pytester.path.iterdir()
-             if p.is_file() and p.suffix in (".json", ".xml")]
+    files = [
+        p.read_text()
+        for p in pytester.path.iterdir()
+        if p.is_file() and p.suffix in (".json", ".xml")
+    ]
     return output(result) + "\n".join(files)
 
 
-def test_bearer_token_is_sent_but_never_shown(pytester: pytest.Pytester,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              fake_prom: FakePrometheus) -> None:
+def test_bearer_token_is_sent_but_never_shown(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, fake_prom: FakePrometheus
+) -> None:
     token = f"tok-{uuid.uuid4().hex}"
     mode = f"auth-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("ROLLOUT_PROMETHEUS_TOKEN", token)
     pytester.makepyfile(test_gates=SECRET_GATES)
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-prometheus-url", fake_prom.at(mode),
-                       "--rollout-decision-json", str(record_path), "-l", "-vv",
-                       "--junitxml", str(pytester.path / "junit.xml"))
+    result = run_gates(
+        pytester,
+        "--rollout-prometheus-url",
+        fake_prom.at(mode),
+        "--rollout-decision-json",
+        str(record_path),
+        "-l",
+        "-vv",
+        "--junitxml",
+        str(pytester.path / "junit.xml"),
+    )
     assert result.ret == 1, output(result)
 
     seen = [r for r in fake_prom.seen if r["mode"] == mode]
@@ -55,16 +66,25 @@ def test_bearer_token_is_sent_but_never_shown(pytester: pytest.Pytester,
     assert token[4:] not in written  # not even partly
 
 
-def test_basic_auth_in_url_is_sent_but_redacted(pytester: pytest.Pytester,
-                                                fake_prom: FakePrometheus) -> None:
+def test_basic_auth_in_url_is_sent_but_redacted(
+    pytester: pytest.Pytester, fake_prom: FakePrometheus
+) -> None:
     password = f"pw-{uuid.uuid4().hex}"
     mode = f"basic-{uuid.uuid4().hex[:8]}"
     host_and_path = fake_prom.at(mode).removeprefix("http://")
     url = f"http://alice:{password}@{host_and_path}"
     pytester.makepyfile(test_gates=SECRET_GATES)
     record_path = pytester.path / "decision.json"
-    result = run_gates(pytester, "--rollout-prometheus-url", url, "--rollout-decision-json",
-                       str(record_path), "-l", "--junitxml", str(pytester.path / "junit.xml"))
+    result = run_gates(
+        pytester,
+        "--rollout-prometheus-url",
+        url,
+        "--rollout-decision-json",
+        str(record_path),
+        "-l",
+        "--junitxml",
+        str(pytester.path / "junit.xml"),
+    )
     assert result.ret == 1, output(result)
 
     seen = [r for r in fake_prom.seen if r["mode"] == mode]
@@ -77,13 +97,15 @@ def test_basic_auth_in_url_is_sent_but_redacted(pytester: pytest.Pytester,
     assert expected not in written
 
 
-def test_credentials_redacted_in_connection_errors(pytester: pytest.Pytester,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   refused_url: str) -> None:
+def test_credentials_redacted_in_connection_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, refused_url: str
+) -> None:
     password = f"pw-{uuid.uuid4().hex}"
     port = int(refused_url.rsplit(":", 1)[1])
-    monkeypatch.setenv("ROLLOUT_PROMETHEUS_URL",
-                       f"http://alice:{password}@127.0.0.1:{port}/prom?api_key={password}")
+    monkeypatch.setenv(
+        "ROLLOUT_PROMETHEUS_URL",
+        f"http://alice:{password}@127.0.0.1:{port}/prom?api_key={password}",
+    )
     pytester.makepyfile(test_gates=SECRET_GATES)
     record_path = pytester.path / "decision.json"
     result = run_gates(pytester, "--rollout-decision-json", str(record_path))

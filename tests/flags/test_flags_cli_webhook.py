@@ -54,9 +54,20 @@ def test_rollback_posts_who_what_and_why_to_the_webhook_flag(flag_file: Path) ->
     uri = f"flagd-file:{flag_file}"
     assert rollout("cohort", "blended_recall", "25", "--reason", "ramp", uri=uri).returncode == 0
     with webhook_server() as (url, received):
-        done = rollout("rollback", "--state", "blended_recall=0", "--reason", "p99 regression",
-                       "--phase", "phase3", "--env", "production", "--webhook", url + SECRET_PATH,
-                       uri=uri)
+        done = rollout(
+            "rollback",
+            "--state",
+            "blended_recall=0",
+            "--reason",
+            "p99 regression",
+            "--phase",
+            "phase3",
+            "--env",
+            "production",
+            "--webhook",
+            url + SECRET_PATH,
+            uri=uri,
+        )
     assert done.returncode == 0, done.stderr
     assert "webhook notified" in done.stdout
     assert read_flags(flag_file)["blended_recall"].value == 0.0
@@ -78,16 +89,27 @@ def test_webhook_from_the_environment_variable_and_none_for_dry_runs_or_other_ch
     uri = f"flagd-file:{flag_file}"
     with webhook_server() as (url, received):
         env = {"ROLLOUT_WEBHOOK": url}
-        changed = rollout("set", "concept_formation", "on", "--reason", "shadow", uri=uri,
-                          extra_env=env)
-        dry = rollout("rollback", "--state", "concept_formation=off", "--dry-run", uri=uri,
-                      extra_env=env)
+        changed = rollout(
+            "set", "concept_formation", "on", "--reason", "shadow", uri=uri, extra_env=env
+        )
+        dry = rollout(
+            "rollback", "--state", "concept_formation=off", "--dry-run", uri=uri, extra_env=env
+        )
         assert received == [], "only a written rollback is announced"
-        done = rollout("rollback", "--state", "concept_formation=off", "--reason", "incident",
-                       "--json", uri=uri, extra_env=env)
+        done = rollout(
+            "rollback",
+            "--state",
+            "concept_formation=off",
+            "--reason",
+            "incident",
+            "--json",
+            uri=uri,
+            extra_env=env,
+        )
     assert (changed.returncode, dry.returncode, done.returncode) == (0, 0, 0), done.stderr
     assert [r["body"]["flags"] for r in received] == [
-        {"concept_formation": {"before": True, "after": False}}]
+        {"concept_formation": {"before": True, "after": False}}
+    ]
     assert json.loads(done.stdout)["notification"] == {"result": "sent", "message": ""}
 
 
@@ -102,11 +124,12 @@ def test_webhook_from_rollout_toml_for_a_phase_state_rollback(
             '[rollout]\ndefault_environment = "staging"\n\n'
             f'[environments.staging]\nflags = "{uri}"\nwebhook = "{url}/hook"\n\n'
             '[phases.phase2]\nname = "canary"\n\n'
-            '[phases.phase2.rollback]\nblended_recall = 0\n',
+            "[phases.phase2.rollback]\nblended_recall = 0\n",
             encoding="utf-8",
         )
-        done = rollout("rollback", "--phase-state", "--phase", "phase2", "--reason", "SRM",
-                       cwd=tmp_path)
+        done = rollout(
+            "rollback", "--phase-state", "--phase", "phase2", "--reason", "SRM", cwd=tmp_path
+        )
     assert done.returncode == 0, done.stderr
     assert read_flags(flag_file)["blended_recall"].value == 0.0
     assert [r["path"] for r in received] == ["/hook"]
@@ -119,8 +142,16 @@ def test_a_failing_webhook_warns_but_the_rollback_still_succeeds(flag_file: Path
     uri = f"flagd-file:{flag_file}"
     assert rollout("cohort", "blended_recall", "25", "--reason", "ramp", uri=uri).returncode == 0
     with webhook_server(status=500) as (url, received):
-        done = rollout("rollback", "--state", "blended_recall=0", "--reason", "incident",
-                       "--webhook", url + SECRET_PATH, uri=uri)
+        done = rollout(
+            "rollback",
+            "--state",
+            "blended_recall=0",
+            "--reason",
+            "incident",
+            "--webhook",
+            url + SECRET_PATH,
+            uri=uri,
+        )
     assert done.returncode == 0, done.stderr
     assert read_flags(flag_file)["blended_recall"].value == 0.0
     assert len(received) == 1
@@ -129,8 +160,16 @@ def test_a_failing_webhook_warns_but_the_rollback_still_succeeds(flag_file: Path
     assert "verified by read-back" in done.stdout and "webhook notified" not in done.stdout
 
     # Nobody listening at all: same exit status, same kind of warning.
-    unreachable = rollout("rollback", "--state", "blended_recall=5", "--reason", "retry",
-                          "--webhook", url + SECRET_PATH, uri=uri)
+    unreachable = rollout(
+        "rollback",
+        "--state",
+        "blended_recall=5",
+        "--reason",
+        "retry",
+        "--webhook",
+        url + SECRET_PATH,
+        uri=uri,
+    )
     assert unreachable.returncode == 0, unreachable.stderr
     assert "warning: rollback notification failed" in unreachable.stderr
     assert read_flags(flag_file)["blended_recall"].value == 5.0
@@ -140,9 +179,19 @@ def test_an_unverified_rollback_is_announced_and_keeps_exit_status_1(tmp_path: P
     # The admin service accepts the PUT but keeps answering GETs with the old state.
     state = AdminServerState(flag_file=write_flag_file(tmp_path / "served.json"), lie_on_get=True)
     with admin_server(state) as admin, webhook_server() as (url, received):
-        done = rollout("rollback", "--state", "concept_formation=on", "--reason", "incident",
-                       "--webhook", url, "--audit-log", str(tmp_path / "audit.jsonl"),
-                       uri=admin, token=TOKEN)
+        done = rollout(
+            "rollback",
+            "--state",
+            "concept_formation=on",
+            "--reason",
+            "incident",
+            "--webhook",
+            url,
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+            uri=admin,
+            token=TOKEN,
+        )
     assert done.returncode == 1, done.stderr
     assert "NOT VERIFIED" in done.stderr
     assert [r["body"]["action"] for r in received] == ["rollback NOT VERIFIED"]

@@ -23,8 +23,14 @@ CONFIG = REPO / "gates" / "rollout.toml"
 COMMITTED = REPO / "monitoring"
 RUNBOOK = REPO / "docs" / "operations" / "dual_memory_rollout.md"
 RUNBOOK_ANCHORS = {
-    "phase-0-pre-deployment", "phase-1-shadow", "phase-2-canary", "phase-3-ramp-25",
-    "phase-4-ramp-50", "phase-5-full-rollout", "rollback", "slo-burn-rate-alerts",
+    "phase-0-pre-deployment",
+    "phase-1-shadow",
+    "phase-2-canary",
+    "phase-3-ramp-25",
+    "phase-4-ramp-50",
+    "phase-5-full-rollout",
+    "rollback",
+    "slo-burn-rate-alerts",
 }
 
 
@@ -67,8 +73,12 @@ def test_ci_profile_renders_valid_rules_with_short_windows(tmp_path: Path) -> No
     unit = promtool("test", "rules", "rollout.test.yml", cwd=prom)
     assert unit.returncode == 0, unit.stdout + unit.stderr
     rules = yaml.safe_load((prom / "rollout.rules.yml").read_text())
-    p99 = [r for g in rules["groups"] for r in g["rules"]
-           if r.get("alert") == "EngramRolloutP99Regression" and r["labels"]["phase"] == "phase2"]
+    p99 = [
+        r
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "EngramRolloutP99Regression" and r["labels"]["phase"] == "phase2"
+    ]
     assert len(p99) == 1 and "p99_rate2m" in p99[0]["expr"] and p99[0]["for"] == "10s"
 
 
@@ -96,8 +106,11 @@ def test_every_alertable_abort_threshold_has_one_alert_per_phase() -> None:
     settings = load_settings(load_config(CONFIG))
     expected = {(phase, TRIGGERS[t].alert) for phase, t, _ in phase_triggers(settings)}
     alerts = [r for r in committed_rules() if "alert" in r]
-    got = {(r["labels"]["phase"], r["alert"].removeprefix("Engram"))  # type: ignore[index,union-attr]
-           for r in alerts if r["labels"].get("trigger")}  # type: ignore[union-attr]
+    got = {
+        (r["labels"]["phase"], r["alert"].removeprefix("Engram"))  # type: ignore[index,union-attr]
+        for r in alerts
+        if r["labels"].get("trigger")
+    }  # type: ignore[union-attr]
     assert got == expected
     assert ("phase2", "RolloutP99Regression") in got and ("phase1", "RolloutMemoryOverhead") in got
     for phase in load_config(CONFIG).phases.values():
@@ -120,8 +133,10 @@ def test_every_alert_has_severity_value_summary_and_runbook_anchor() -> None:
 
 def test_comparison_alerts_keep_the_group_label() -> None:
     for rule in committed_rules():
-        if rule.get("labels", {}).get("trigger") in ("p99_delta_abort_s",  # type: ignore[union-attr]
-                                                     "error_rate_delta_abort"):
+        if rule.get("labels", {}).get("trigger") in (
+            "p99_delta_abort_s",  # type: ignore[union-attr]
+            "error_rate_delta_abort",
+        ):
             assert "group_left" in rule["expr"] and "ignoring(group)" not in rule["expr"]  # type: ignore[operator]
 
 
@@ -129,16 +144,23 @@ def test_runbook_anchors_exist_in_the_runbook() -> None:
     settings = load_settings(load_config(CONFIG))
     derived = {settings.anchor(k) for k in settings.phases}
     assert derived <= RUNBOOK_ANCHORS
-    headings = {slug(line.lstrip("#")) for line in RUNBOOK.read_text().splitlines()
-                if line.startswith("## ")}
+    headings = {
+        slug(line.lstrip("#"))
+        for line in RUNBOOK.read_text().splitlines()
+        if line.startswith("## ")
+    }
     assert headings >= RUNBOOK_ANCHORS, RUNBOOK_ANCHORS - headings
 
 
 def test_dashboards_have_stable_uids_and_only_contract_or_rendered_series() -> None:
     settings = load_settings(load_config(CONFIG))
     boards = dashboards(settings)
-    assert sorted(boards) == ["engram-rollout-canary", "engram-rollout-overview",
-                              "engram-rollout-shadow", "engram-rollout-slo"]
+    assert sorted(boards) == [
+        "engram-rollout-canary",
+        "engram-rollout-overview",
+        "engram-rollout-shadow",
+        "engram-rollout-slo",
+    ]
     recorded = {r["record"] for r in committed_rules() if "record" in r}
     for uid, board in boards.items():
         assert (COMMITTED / "grafana" / f"{uid}.json").is_file()
@@ -147,26 +169,40 @@ def test_dashboards_have_stable_uids_and_only_contract_or_rendered_series() -> N
         for title, expr in panel_queries(board):
             assert "$__" not in expr, title  # must run on plain Prometheus too
             for name in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{", expr):
-                assert (name.startswith(("engram_", "process_")) or name in recorded
-                        or name == "ALERTS"), (uid, title, name)
+                assert (
+                    name.startswith(("engram_", "process_")) or name in recorded or name == "ALERTS"
+                ), (uid, title, name)
 
 
 BAD_MONITORING = [  # (text in rollout.toml, replaced by, expected in the message)
-    ('alert_prefix = "Engram"', 'alert_prefix = "Engram"\nbogus = 1',
-     "unknown key monitoring.bogus"),
-    ('requests = "engram_recall_total"', 'latncy = "engram_recall_total"',
-     "unknown key monitoring.metrics.latncy"),
-    ("[monitoring.environments.ci]", "[monitoring.environments.nowhere]",
-     "monitoring.environments.nowhere = 'nowhere'"),
+    (
+        'alert_prefix = "Engram"',
+        'alert_prefix = "Engram"\nbogus = 1',
+        "unknown key monitoring.bogus",
+    ),
+    (
+        'requests = "engram_recall_total"',
+        'latncy = "engram_recall_total"',
+        "unknown key monitoring.metrics.latncy",
+    ),
+    (
+        "[monitoring.environments.ci]",
+        "[monitoring.environments.nowhere]",
+        "monitoring.environments.nowhere = 'nowhere'",
+    ),
     ('abort_for = "10s"', 'abort_for = "soon"', "abort_for = 'soon'"),
-    ('uid_prefix = "engram-rollout"', 'uid_prefix = "Engram Rollout"',
-     "monitoring.uid_prefix = 'Engram Rollout'"),
+    (
+        'uid_prefix = "engram-rollout"',
+        'uid_prefix = "Engram Rollout"',
+        "monitoring.uid_prefix = 'Engram Rollout'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("old", "new", "message"), BAD_MONITORING)
-def test_bad_monitoring_tables_name_file_key_and_value(tmp_path: Path, old: str, new: str,
-                                                       message: str) -> None:
+def test_bad_monitoring_tables_name_file_key_and_value(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
     text = CONFIG.read_text()
     assert text.count(old) == 1
     path = tmp_path / "rollout.toml"
@@ -178,8 +214,11 @@ def test_bad_monitoring_tables_name_file_key_and_value(tmp_path: Path, old: str,
 
 def test_an_abort_threshold_without_promql_mapping_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "rollout.toml"
-    path.write_text(CONFIG.read_text().replace(
-        "[phases.phase2.thresholds]\n", "[phases.phase2.thresholds]\nrecall_drop_abort = 0.1\n"))
+    path.write_text(
+        CONFIG.read_text().replace(
+            "[phases.phase2.thresholds]\n", "[phases.phase2.thresholds]\nrecall_drop_abort = 0.1\n"
+        )
+    )
     with pytest.raises(ConfigError, match="phase2.thresholds.recall_drop_abort"):
         render(load_settings(load_config(path)), "x")
 
@@ -193,8 +232,17 @@ def test_phases_with_the_same_flags_are_an_error(tmp_path: Path) -> None:
 
 def test_cli_renders_and_checks_in_a_subprocess(tmp_path: Path) -> None:
     out = tmp_path / "monitoring"
-    cmd = [sys.executable, "-m", "pytest_rollout", "render", "monitoring", "--config", str(CONFIG),
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest_rollout",
+        "render",
+        "monitoring",
+        "--config",
+        str(CONFIG),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (out / "prometheus" / "rollout.rules.yml").is_file()
@@ -204,6 +252,10 @@ def test_cli_renders_and_checks_in_a_subprocess(tmp_path: Path) -> None:
     assert checked.returncode == 1 and "engram-rollout-canary.json" in checked.stderr
     broken = tmp_path / "broken.toml"
     broken.write_text("[monitoring]\ntitle = 3\n")
-    failed = subprocess.run([*cmd[:-4], "--config", str(broken), "--out", str(out)],
-                            capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [*cmd[:-4], "--config", str(broken), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode == 2 and "monitoring.title = 3" in failed.stderr

@@ -57,8 +57,11 @@ def traffic(url: str, stop: threading.Event) -> None:
         while not stop.is_set():
             i += 1
             try:
-                http.post(f"{url}/api/v1/spaces/space-{i % SPACES:04d}/recall",
-                          json={"query": "coffee meeting project", "k": 5}, timeout=5)
+                http.post(
+                    f"{url}/api/v1/spaces/space-{i % SPACES:04d}/recall",
+                    json={"query": "coffee meeting project", "k": 5},
+                    timeout=5,
+                )
             except requests.RequestException:
                 time.sleep(0.1)
 
@@ -69,25 +72,36 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("ci-render")
     rendered = render(settings, "gates/rollout.toml")
     write(rendered, root / "monitoring")
-    stack = Stack.up(tmp_path_factory.mktemp("monitoring-stack"), repo_root=root,
-                     formation_interval_s=0.5)
+    stack = Stack.up(
+        tmp_path_factory.mktemp("monitoring-stack"), repo_root=root, formation_interval_s=0.5
+    )
     stop = threading.Event()
     workers = []
     try:
         seed(stack.engram_url, episodes=600, spaces=SPACES, prefix="space")
-        workers = [threading.Thread(target=traffic, args=(stack.engram_url, stop), daemon=True)
-                   for _ in range(3)]
+        workers = [
+            threading.Thread(target=traffic, args=(stack.engram_url, stop), daemon=True)
+            for _ in range(3)
+        ]
         for worker in workers:
             worker.start()
         client = EngramClient(stack.engram_url, stack.admin_token)
         # Phase 0 (all flags off) is live first: the baselines are recorded from it.
-        for record in ("job:process_resident_memory_bytes:baseline",
-                       "job:engram_recall_duration_seconds:p99_baseline"):
-            wait_until(f"{record} recorded during phase0",
-                       lambda r=record: bool(stack.query(r)), timeout_s=60)  # type: ignore[misc]
+        for record in (
+            "job:process_resident_memory_bytes:baseline",
+            "job:engram_recall_duration_seconds:p99_baseline",
+        ):
+            wait_until(
+                f"{record} recorded during phase0",
+                lambda r=record: bool(stack.query(r)),
+                timeout_s=60,
+            )  # type: ignore[misc]
         client.set_flags(dual_memory_types=True, concept_formation=True, blended_recall=50)
-        wait_until(f"{LIVE_PHASE} live", lambda: bool(stack.query(
-            f'job:rollout_phase:active{{phase="{LIVE_PHASE}"}}')), timeout_s=30)
+        wait_until(
+            f"{LIVE_PHASE} live",
+            lambda: bool(stack.query(f'job:rollout_phase:active{{phase="{LIVE_PHASE}"}}')),
+            timeout_s=30,
+        )
         yield Live(stack, client, settings, rendered)
     finally:
         stop.set()
@@ -113,8 +127,15 @@ def test_stack_prometheus_loads_every_rendered_rule_healthy(live: Live) -> None:
 
 def test_every_panel_query_parses_and_returns_data(live: Live) -> None:
     # Wait for the treatment cohort's comparison record: the panels build on it.
-    wait_until("treatment p99 recorded", lambda: bool(live.stack.query(
-        'job_group:engram_recall_duration_seconds:p99_rate5m{group="treatment"}')), 30)
+    wait_until(
+        "treatment p99 recorded",
+        lambda: bool(
+            live.stack.query(
+                'job_group:engram_recall_duration_seconds:p99_rate5m{group="treatment"}'
+            )
+        ),
+        30,
+    )
     empty: list[str] = []
     for uid, board in dashboards(live.settings).items():
         for title, expr in panel_queries(board):
@@ -131,8 +152,13 @@ def test_every_panel_query_parses_and_returns_data(live: Live) -> None:
 
 def firing_or_pending(live: Live, name: str, phase: str) -> list[dict[str, Any]]:
     alerts = prom_get(live, "/api/v1/alerts")["alerts"]
-    return [a for a in alerts if a["labels"].get("alertname") == name
-            and a["labels"].get("phase") == phase and a["state"] in ("pending", "firing")]
+    return [
+        a
+        for a in alerts
+        if a["labels"].get("alertname") == name
+        and a["labels"].get("phase") == phase
+        and a["state"] in ("pending", "firing")
+    ]
 
 
 def test_chaos_latency_regression_raises_the_p99_alert(live: Live) -> None:
@@ -140,8 +166,9 @@ def test_chaos_latency_regression_raises_the_p99_alert(live: Live) -> None:
     assert firing_or_pending(live, name, LIVE_PHASE) == []  # quiet while healthy
     live.client.chaos(latency_ms=80, error_rate=0.0, duration_s=60)
     try:
-        wait_until(f"{name} pending/firing", lambda: bool(firing_or_pending(live, name,
-                                                                           LIVE_PHASE)), 60)
+        wait_until(
+            f"{name} pending/firing", lambda: bool(firing_or_pending(live, name, LIVE_PHASE)), 60
+        )
     finally:
         live.client.clear_chaos()
     alert = firing_or_pending(live, name, LIVE_PHASE)[0]

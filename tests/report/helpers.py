@@ -93,8 +93,21 @@ def make_project(pytester: pytest.Pytester) -> None:
 # ---------------------------------------------------------------------------------------------
 # a small DOM built with html.parser
 
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 @dataclass
@@ -112,8 +125,7 @@ class Node:
             if isinstance(child, Node):
                 yield from child.iter()
 
-    def find_all(self, tag: str | None = None, cls: str | None = None,
-                 **attrs: str) -> list[Node]:
+    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
         out = []
         for node in self.iter():
             if tag and node.tag != tag:
@@ -200,8 +212,9 @@ class Report:
 
 def read_report(path: Path) -> Report:
     page = parse(path.read_text(encoding="utf-8"))
-    headers = [th.text().strip() for th in page.find("thead", id="results-table-head")
-               .find_all("th")]
+    headers = [
+        th.text().strip() for th in page.find("thead", id="results-table-head").find_all("th")
+    ]
     blob = json.loads(page.find("div", id="data-container").attrs["data-jsonblob"])
     rows: dict[str, list[Row]] = {}
     for nodeid, entries in blob["tests"].items():
@@ -211,8 +224,9 @@ def read_report(path: Path) -> Report:
                 td = parse(html).find("td")
                 column = next(c[4:] for c in td.classes if c.startswith("col-"))
                 cells[column] = td
-            extras = [parse(e["content"]) for e in entry.get("extras", [])
-                      if e["format_type"] == "html"]
+            extras = [
+                parse(e["content"]) for e in entry.get("extras", []) if e["format_type"] == "html"
+            ]
             rows.setdefault(nodeid, []).append(Row(nodeid, cells, extras))
     return Report(page, rows, headers)
 
@@ -220,9 +234,16 @@ def read_report(path: Path) -> Report:
 # ---------------------------------------------------------------------------------------------
 # headless Chromium (Debian's `chromium`), as root, with a fresh profile
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def chromium_binary() -> str:
@@ -243,8 +264,14 @@ def dump_dom(page: Path, profile: Path, query: str = "") -> str:
     """The DOM after the page's scripts ran (and its pending events fired)."""
     import subprocess
 
-    command = [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-               "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + query]
+    command = [
+        chromium_binary(),
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.as_uri() + query,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout

@@ -17,37 +17,73 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # gate name -> cells expected in its row (column -> text)
 EXPECTED_CELLS = {
     "test_shadow_p99_latency_within_10ms_of_control": {
-        "rolloutKind": "criterion", "rolloutOutcome": "PASS ✓",
+        "rolloutKind": "criterion",
+        "rolloutOutcome": "PASS ✓",
         "rolloutMetric": "recall p99 latency delta",
         "rolloutObserved": "+1.6 ms vs +10.0 ms",
         "rolloutN": "control 41,210, treatment 2,210",
-        "rolloutInterval": "-1.1 ms to +4.4 ms", "rolloutP": "0.0123"},
+        "rolloutInterval": "-1.1 ms to +4.4 ms",
+        "rolloutP": "0.0123",
+    },
     "test_shadow_error_rate_within_0_1pp": {
-        "rolloutOutcome": "PASS ✓", "rolloutObserved": "+0.02 pp vs +0.1 pp",
-        "rolloutInterval": "-0.03 pp to +0.07 pp", "rolloutP": "0.02"},
+        "rolloutOutcome": "PASS ✓",
+        "rolloutObserved": "+0.02 pp vs +0.1 pp",
+        "rolloutInterval": "-0.03 pp to +0.07 pp",
+        "rolloutP": "0.02",
+    },
     "test_canary_has_1000_queries_per_group": {
-        "rolloutKind": "criterion", "rolloutOutcome": "INCONCLUSIVE ?",
-        "rolloutObserved": "12 vs 1e+03", "rolloutN": "control 9,000, treatment 12",
-        "rolloutInterval": "—", "rolloutP": "—"},
+        "rolloutKind": "criterion",
+        "rolloutOutcome": "INCONCLUSIVE ?",
+        "rolloutObserved": "12 vs 1e+03",
+        "rolloutN": "control 9,000, treatment 12",
+        "rolloutInterval": "—",
+        "rolloutP": "—",
+    },
     "test_canary_p99_latency_within_10ms_of_control": {"rolloutOutcome": "PASS ✓"},
     "test_abort_when_p99_regresses_over_20ms": {
-        "rolloutKind": "abort trigger", "rolloutOutcome": "FAIL ✗",
-        "rolloutObserved": "+31.0 ms vs +20.0 ms", "rolloutP": "< 0.0001"},
+        "rolloutKind": "abort trigger",
+        "rolloutOutcome": "FAIL ✗",
+        "rolloutObserved": "+31.0 ms vs +20.0 ms",
+        "rolloutP": "< 0.0001",
+    },
     "test_ramp_error_rate_within_0_1pp": {"rolloutOutcome": "PASS ✓"},
 }
-WITH_PLOT = {"test_shadow_p99_latency_within_10ms_of_control",
-             "test_canary_p99_latency_within_10ms_of_control",
-             "test_abort_when_p99_regresses_over_20ms"}
-COLUMNS = ["Kind", "Outcome", "Metric", "Observed vs threshold", "n per group", "Interval",
-           "p-value"]
+WITH_PLOT = {
+    "test_shadow_p99_latency_within_10ms_of_control",
+    "test_canary_p99_latency_within_10ms_of_control",
+    "test_abort_when_p99_regresses_over_20ms",
+}
+COLUMNS = [
+    "Kind",
+    "Outcome",
+    "Metric",
+    "Observed vs threshold",
+    "n per group",
+    "Interval",
+    "p-value",
+]
 
 
-def run(pytester: pytest.Pytester, phase: str, *, xdist: bool, self_contained: bool,
-        extra: tuple[str, ...] = ()) -> tuple[pytest.RunResult, Path]:
+def run(
+    pytester: pytest.Pytester,
+    phase: str,
+    *,
+    xdist: bool,
+    self_contained: bool,
+    extra: tuple[str, ...] = (),
+) -> tuple[pytest.RunResult, Path]:
     out = pytester.path / "out"
-    args = ["-p", "no:cacheprovider", "-m", phase, f"--rollout-at={AT}",
-            f"--html={out / 'report.html'}", f"--junitxml={out / 'junit.xml'}",
-            f"--rollout-decision-json={out / 'decision.json'}", *extra]
+    args = [
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        phase,
+        f"--rollout-at={AT}",
+        f"--html={out / 'report.html'}",
+        f"--junitxml={out / 'junit.xml'}",
+        f"--rollout-decision-json={out / 'decision.json'}",
+        *extra,
+    ]
     if self_contained:
         args.append("--self-contained-html")
     if xdist:
@@ -55,11 +91,18 @@ def run(pytester: pytest.Pytester, phase: str, *, xdist: bool, self_contained: b
     return pytester.runpytest(*args), out
 
 
-@pytest.mark.parametrize(("phase", "xdist", "self_contained"), [
-    ("phase1", False, False), ("phase1", True, True),
-    ("phase2", False, True), ("phase2", True, False),
-    ("phase3", False, True), ("phase3", True, True),
-], ids=["GO-serial", "GO-xdist", "HOLD-serial", "HOLD-xdist", "ABORT-serial", "ABORT-xdist"])
+@pytest.mark.parametrize(
+    ("phase", "xdist", "self_contained"),
+    [
+        ("phase1", False, False),
+        ("phase1", True, True),
+        ("phase2", False, True),
+        ("phase2", True, False),
+        ("phase3", False, True),
+        ("phase3", True, True),
+    ],
+    ids=["GO-serial", "GO-xdist", "HOLD-serial", "HOLD-xdist", "ABORT-serial", "ABORT-xdist"],
+)
 def test_report_shows_decision_gates_and_evidence(
     pytester: pytest.Pytester, phase: str, xdist: bool, self_contained: bool
 ) -> None:
@@ -97,7 +140,7 @@ def test_report_shows_decision_gates_and_evidence(
     assert report.page.find("div", cls="prefix").find("section", id="rollout-decision")
 
     # per-gate columns
-    assert report.headers[-len(COLUMNS):] == COLUMNS
+    assert report.headers[-len(COLUMNS) :] == COLUMNS
     names = {g["nodeid"].rsplit("::", 1)[-1] for g in record["gates"]}
     assert names and names <= set(EXPECTED_CELLS)
     for name in names:
@@ -113,18 +156,22 @@ def test_report_shows_decision_gates_and_evidence(
 
 
 def _check_extras(name: str, extras: list[Any], gate: dict[str, Any]) -> None:
-    details = [e.find("div", cls="rollout-gate") for e in extras
-               if e.find_all("div", cls="rollout-gate")]
+    details = [
+        e.find("div", cls="rollout-gate") for e in extras if e.find_all("div", cls="rollout-gate")
+    ]
     assert len(details) == 1, name
     detail = details[0]
     words = detail.find("p", cls="rollout-words").text()
     if gate["metric"]:
         assert gate["metric"] in words
     assert {"pass": "passed", "fail": "failed", "inconclusive": "could not decide"}[
-        gate["outcome"]] in words
+        gate["outcome"]
+    ] in words
     if name == "test_shadow_p99_latency_within_10ms_of_control":
-        assert "treatment p99 is 1.6 ms higher than control, 95 % interval -1.1 to +4.4 ms, " \
-               "within the +10 ms margin" in words
+        assert (
+            "treatment p99 is 1.6 ms higher than control, 95 % interval -1.1 to +4.4 ms, "
+            "within the +10 ms margin" in words
+        )
         assert "against a threshold of +10.0 ms" in words
     if name == "test_canary_has_1000_queries_per_group":
         assert "only 12 treatment queries, need 1000" in words
@@ -138,8 +185,11 @@ def _check_extras(name: str, extras: list[Any], gate: dict[str, Any]) -> None:
     else:
         assert not images
         assert "no series recorded" in detail.find(cls="rollout-no-series").text()
-    queries = [code.text() for code in detail.find_all("code")
-               if code.text() and "rollout-queries" not in code.attrs.get("class", "")]
+    queries = [
+        code.text()
+        for code in detail.find_all("code")
+        if code.text() and "rollout-queries" not in code.attrs.get("class", "")
+    ]
     for query in gate["queries"]:
         assert query in queries, name
 
@@ -167,13 +217,15 @@ def test_inconclusive_cell_is_styled_apart_from_pass() -> None:
     from pytest_rollout.report.redact import Redactor
 
     renderer = render.Renderer(Redactor())
-    inconclusive = renderer.row_cells({"kind": "criterion", "outcome": "inconclusive",
-                                     "reason": "too few", "record": {}})[1]
-    passed = renderer.row_cells({"kind": "criterion", "outcome": "pass", "reason": "",
-                               "record": {}})[1]
+    inconclusive = renderer.row_cells(
+        {"kind": "criterion", "outcome": "inconclusive", "reason": "too few", "record": {}}
+    )[1]
+    passed = renderer.row_cells(
+        {"kind": "criterion", "outcome": "pass", "reason": "", "record": {}}
+    )[1]
     assert "rollout-inconclusive" in inconclusive and "rollout-pass" in passed
     style = render.STYLE
-    rule = style[style.index("td.rollout-inconclusive"):]
+    rule = style[style.index("td.rollout-inconclusive") :]
     assert "background" in rule.split("}", 1)[0]
     assert "td.rollout-pass { color: #1a7f37; }" in style
 
@@ -181,7 +233,8 @@ def test_inconclusive_cell_is_styled_apart_from_pass() -> None:
 def test_plugin_works_without_pytest_html(pytester: pytest.Pytester) -> None:
     """No pytest-html: no report plugin, no matplotlib import, JUnit properties still there."""
     make_project(pytester)
-    pytester.makepyfile(test_imports='''
+    pytester.makepyfile(
+        test_imports="""
 import sys
 import pytest
 
@@ -189,10 +242,12 @@ import pytest
 def test_no_report_machinery_loaded(request):
     assert not request.config.pluginmanager.has_plugin("rollout-html")
     assert "matplotlib" not in sys.modules
-''')
+"""
+    )
     out = pytester.path / "out"
-    result = pytester.runpytest_subprocess("-p", "no:html", "-p", "no:cacheprovider", "-m",
-                                           "phase1", f"--junitxml={out / 'junit.xml'}")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:html", "-p", "no:cacheprovider", "-m", "phase1", f"--junitxml={out / 'junit.xml'}"
+    )
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=3)
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")

@@ -16,7 +16,7 @@ URL_PASSWORD = "url-userinfo-password-2Kd6"
 URL_QUERY_TOKEN = "url-query-token-8Rt3"
 METADATA_TOKEN = "metadata-token-4Wz9"
 
-GATES = '''
+GATES = """
 import os
 import pytest
 
@@ -31,11 +31,12 @@ def test_canary_gate_that_prints_its_environment(gate):
     # A careless gate: the token lands in captured output, which the HTML log shows.
     print("token in use:", os.environ["ROLLOUT_PROMETHEUS_TOKEN"])
     gate.observe(metric="noise", observed=1.0, threshold=2.0)
-'''
+"""
 
 
-def test_no_credential_appears_anywhere(pytester: pytest.Pytester,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_credential_appears_anywhere(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ROLLOUT_PROMETHEUS_USER", "alice")
@@ -46,10 +47,20 @@ def test_no_credential_appears_anywhere(pytester: pytest.Pytester,
     # Port 9 (discard) on loopback: connection refused at once, so the gate is inconclusive.
     url = f"http://alice:{URL_PASSWORD}@127.0.0.1:9/prom?token={URL_QUERY_TOKEN}"
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-m", "phase2", f"--rollout-at={AT}",
-        f"--rollout-prometheus-url={url}", "--metadata", "DEPLOY_TOKEN", METADATA_TOKEN,
-        f"--html={out / 'report.html'}", "--self-contained-html",
-        f"--junitxml={out / 'junit.xml'}", f"--rollout-decision-json={out / 'decision.json'}")
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "phase2",
+        f"--rollout-at={AT}",
+        f"--rollout-prometheus-url={url}",
+        "--metadata",
+        "DEPLOY_TOKEN",
+        METADATA_TOKEN,
+        f"--html={out / 'report.html'}",
+        "--self-contained-html",
+        f"--junitxml={out / 'junit.xml'}",
+        f"--rollout-decision-json={out / 'decision.json'}",
+    )
     assert result.ret == 1, result.stdout.str()  # HOLD: Prometheus unreachable -> inconclusive
 
     report = (out / "report.html").read_text()

@@ -15,8 +15,14 @@ from .helpers import AT, make_project
 def record_path(pytester: pytest.Pytester) -> Path:
     make_project(pytester)
     path = pytester.path / "decision.json"
-    result = pytester.runpytest("-p", "no:cacheprovider", "-m", "phase3", f"--rollout-at={AT}",
-                                f"--rollout-decision-json={path}")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "phase3",
+        f"--rollout-at={AT}",
+        f"--rollout-decision-json={path}",
+    )
     assert result.ret == 10
     return path
 
@@ -32,13 +38,15 @@ def test_verify_accepts_an_intact_record_and_prints_the_decision(
     result = verify(pytester, str(record_path))
     assert result.ret == 0, result.stdout.str()
     record = json.loads(record_path.read_text())
-    result.stdout.fnmatch_lines([
-        f"OK *decision.json: digest {record['digest']} matches",
-        "phase3: ABORT — 1 abort trigger fired: test_abort_when_p99_regresses_over_20ms*",
-        f"  evaluated at {AT}, window *",
-        "  FAIL         abort trigger test_gates.py::test_abort_when_p99_regresses_over_20ms — *",
-        "  PASS         criterion     test_gates.py::test_ramp_error_rate_within_0_1pp",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"OK *decision.json: digest {record['digest']} matches",
+            "phase3: ABORT — 1 abort trigger fired: test_abort_when_p99_regresses_over_20ms*",
+            f"  evaluated at {AT}, window *",
+            "  FAIL         abort trigger test_gates.py::test_abort_when_p99_regresses_over_20ms — *",
+            "  PASS         criterion     test_gates.py::test_ramp_error_rate_within_0_1pp",
+        ]
+    )
 
 
 @pytest.mark.parametrize("tamper", ["decision", "gate outcome", "added field"])
@@ -55,11 +63,13 @@ def test_verify_rejects_a_tampered_record(
     record_path.write_text(json.dumps(record, indent=2))
     result = verify(pytester, str(record_path))
     assert result.ret == 1, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "MISMATCH *decision.json: the record was changed after it was written",
-        f"  recorded digest: {record['digest']}",
-        "  content digest:  sha256:*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "MISMATCH *decision.json: the record was changed after it was written",
+            f"  recorded digest: {record['digest']}",
+            "  content digest:  sha256:*",
+        ]
+    )
     assert "OK " not in result.stdout.str()
 
 
@@ -68,8 +78,11 @@ def test_verify_fails_on_unreadable_input(pytester: pytest.Pytester) -> None:
     broken.write_text("{not json")
     no_digest = pytester.path / "nodigest.json"
     no_digest.write_text('{"decision": "GO"}')
-    for path, words in ((broken, "UNREADABLE"), (no_digest, "no digest field"),
-                        (pytester.path / "missing.json", "UNREADABLE")):
+    for path, words in (
+        (broken, "UNREADABLE"),
+        (no_digest, "no digest field"),
+        (pytester.path / "missing.json", "UNREADABLE"),
+    ):
         result = verify(pytester, str(path))
         assert result.ret == 2, path
         assert words in result.stdout.str()
@@ -81,8 +94,13 @@ def test_verify_output_cannot_carry_terminal_escapes(tmp_path: Path) -> None:
     from pytest_rollout.decision import digest_of
     from pytest_rollout.report.verify import verify_file
 
-    record = {"schema": 1, "phase": "phase2", "decision": "GO",
-              "reason": "fine\x1b[2J\x1b]0;owned\x07\nforged line", "gates": []}
+    record = {
+        "schema": 1,
+        "phase": "phase2",
+        "decision": "GO",
+        "reason": "fine\x1b[2J\x1b]0;owned\x07\nforged line",
+        "gates": [],
+    }
     record["digest"] = digest_of(record)
     path = tmp_path / "d.json"
     path.write_text(json.dumps(record))

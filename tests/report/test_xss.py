@@ -20,11 +20,11 @@ PAYLOADS = {
     "Nodeid": "<img src=x onerror={}>",
     "Metadata": "<img src=x onerror={}>",
     "Action": "<img src=x onerror={}>",
-    "Attribute": "x\" autofocus onfocus={} x=\"",
+    "Attribute": 'x" autofocus onfocus={} x="',
 }
 P = {where: shape.format(MARK.format(where)) for where, shape in PAYLOADS.items()}
 
-CONFTEST = f'''
+CONFTEST = f"""
 import pytest
 
 
@@ -43,9 +43,9 @@ def pytest_runtest_makereport(item, call):
         raw = "<img src=x onerror=document.documentElement.dataset.control=1>"
         report.extras = [*getattr(report, "extras", []), extras.html(raw)]
     return report
-'''
+"""
 
-GATES = f'''
+GATES = f"""
 import pytest
 import pytest_rollout
 from pytest_rollout.gate import QueryRecord
@@ -81,7 +81,7 @@ def test_assertion_message(gate):
 @pytest.mark.parametrize("label", [{P["Nodeid"]!r}])
 def test_parametrized_by_label(gate, label):
     gate.observe(metric=label, observed=None)
-'''
+"""
 
 ROLLOUT_TOML = f"""
 [rollout]
@@ -96,9 +96,17 @@ def test_payloads_render_as_text_and_never_run(pytester: pytest.Pytester) -> Non
     pytester.makepyfile(test_gates=GATES)
     (pytester.path / "rollout.toml").write_text(ROLLOUT_TOML)
     report = pytester.path / "out" / "report.html"
-    result = pytester.runpytest("-p", "no:cacheprovider", "--rollout-at=2026-11-25T14:00:00Z",
-                                "--rollout-on-abort=rollback", "--metadata", "Owner",
-                                P["Metadata"], f"--html={report}", "--self-contained-html")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--rollout-at=2026-11-25T14:00:00Z",
+        "--rollout-on-abort=rollback",
+        "--metadata",
+        "Owner",
+        P["Metadata"],
+        f"--html={report}",
+        "--self-contained-html",
+    )
     assert result.ret == 10, result.stdout.str()  # ABORT: the abort trigger failed
 
     dom = parse(dump_dom(report, pytester.path / "chromium-profile", "?collapsed="))

@@ -16,8 +16,12 @@ OPERATIONS = sorted((ROOT / "docs" / "operations").glob("*.md"))
 
 
 def test_threshold_tables_match_rollout_toml() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "sync_doc_tables.py"),
-                             "--check"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "sync_doc_tables.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -33,8 +37,9 @@ def test_a_changed_threshold_would_be_caught() -> None:
     runbook = (ROOT / "docs" / "operations" / "dual_memory_rollout.md").read_text()
     table = render("phase2", CONFIG)
     assert table in runbook
-    tampered = runbook.replace(table, table.replace("| `p99_delta_abort_s` | 0.02 |",
-                                                    "| `p99_delta_abort_s` | 0.05 |"))
+    tampered = runbook.replace(
+        table, table.replace("| `p99_delta_abort_s` | 0.02 |", "| `p99_delta_abort_s` | 0.05 |")
+    )
     assert tampered != runbook and sync(tampered, CONFIG) == runbook
 
 

@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_rehearsal_walks_phases_0_to_2_then_aborts_and_rolls_back(tmp_path: Path) -> None:
     out = tmp_path / "rehearsal"
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "rehearse.py"), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     summary = json.loads((out / "rehearsal.json").read_text())
     steps = {step["step"]: step for step in summary["steps"]}
     assert run.returncode == 0, run.stderr[-4000:]
@@ -37,6 +42,10 @@ def test_rehearsal_walks_phases_0_to_2_then_aborts_and_rolls_back(tmp_path: Path
     assert rollback["result"] == "verified"
     assert rollback["after"]["blended_recall"] == 0
 
-    for check in ("blended_recall is off after the rollback", "the audit log records the rollback",
-                  "treatment latency recovered after the rollback", "no episode lost (RPO 0)"):
+    for check in (
+        "blended_recall is off after the rollback",
+        "the audit log records the rollback",
+        "treatment latency recovered after the rollback",
+        "no episode lost (RPO 0)",
+    ):
         assert steps[check]["ok"], steps[check]["detail"]

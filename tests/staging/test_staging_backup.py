@@ -70,9 +70,10 @@ def test_backup_restore_drops_later_writes_and_brings_back_lost_spaces(
     prefix = f"bk{uuid.uuid4().hex[:6]}"
     seeded = seed(stack.engram_url, episodes=600, spaces=4, prefix=prefix)
     deadline = time.monotonic() + 10
-    while requests.get(f"{stack.engram_url}/api/v1/dual_memory/status", timeout=5).json()[
-        "concepts"
-    ] == 0:
+    while (
+        requests.get(f"{stack.engram_url}/api/v1/dual_memory/status", timeout=5).json()["concepts"]
+        == 0
+    ):
         assert time.monotonic() < deadline, "no concept formed within 10 s"
         time.sleep(0.1)
     before = _integrity(stack)
@@ -196,9 +197,11 @@ def test_restore_of_one_space_keeps_the_others(stack: Stack, tmp_path: Path) -> 
     damaged, healthy = f"{prefix}-0000", f"{prefix}-0001"
     later = seed(stack.engram_url, episodes=40, spaces=2, prefix=prefix, skew=0, rng_seed=1)
     before = _integrity(stack)
-    assert before["spaces"][healthy]["episodes"] == first.per_space[healthy] + later.per_space[
-        healthy
-    ] > first.per_space[healthy]
+    assert (
+        before["spaces"][healthy]["episodes"]
+        == first.per_space[healthy] + later.per_space[healthy]
+        > first.per_space[healthy]
+    )
 
     done = run_staging_cli(
         stack.workdir, "restore", "--from", str(out), "--stop", "--space", damaged

@@ -30,17 +30,25 @@ class FakeProm:
         return []
 
 
-
 def test_selectors_are_merged_with_the_cohort_label() -> None:
-    prom = FakeProm({
-        'outcome!="ok", cohort=~"a|b"': [FakeSample({"cohort": "a"}, 10), FakeSample(
-            {"cohort": "b"}, 1)],
-        "x_total{cohort": [FakeSample({"cohort": "a"}, 20_000), FakeSample({"cohort": "b"},
-                                                                            2_000)],
-    })
+    prom = FakeProm(
+        {
+            'outcome!="ok", cohort=~"a|b"': [
+                FakeSample({"cohort": "a"}, 10),
+                FakeSample({"cohort": "b"}, 1),
+            ],
+            "x_total{cohort": [
+                FakeSample({"cohort": "a"}, 20_000),
+                FakeSample({"cohort": "b"}, 2_000),
+            ],
+        }
+    )
     gate = GateRecord(nodeid="t")
-    ab = AB(prom, gate, ABSettings(group_label="cohort", control="a", treatment="b",
-                                   window="30m", min_samples=100))
+    ab = AB(
+        prom,
+        gate,
+        ABSettings(group_label="cohort", control="a", treatment="b", window="30m", min_samples=100),
+    )
     c = ab.proportion_delta('x_total{outcome!="ok"}', "x_total", margin=0.01)
     assert prom.sent[0] == 'sum by (cohort) (increase(x_total{outcome!="ok", cohort=~"a|b"}[30m]))'
     assert prom.sent[1] == 'sum by (cohort) (increase(x_total{cohort=~"a|b"}[30m]))'
@@ -59,38 +67,54 @@ def test_zero_traffic_is_inconclusive_not_pass() -> None:
 
 
 def test_below_min_samples_abort_trigger_is_inconclusive() -> None:
-    prom = FakeProm({
-        'outcome="error"': [FakeSample({"group": "control"}, 10),
-                            FakeSample({"group": "treatment"}, 50)],
-        "x_total{group": [FakeSample({"group": "control"}, 10_000),
-                          FakeSample({"group": "treatment"}, 200)],
-    })
+    prom = FakeProm(
+        {
+            'outcome="error"': [
+                FakeSample({"group": "control"}, 10),
+                FakeSample({"group": "treatment"}, 50),
+            ],
+            "x_total{group": [
+                FakeSample({"group": "control"}, 10_000),
+                FakeSample({"group": "treatment"}, 200),
+            ],
+        }
+    )
     c = AB(prom, GateRecord(nodeid="t"), ABSettings(min_samples=1000)).proportion_delta(
-        'x_total{outcome="error"}', "x_total", margin=0.001)
+        'x_total{outcome="error"}', "x_total", margin=0.001
+    )
     with pytest.raises(Inconclusive, match="need 1000 per group"):
         c.abort_if_worse()
 
 
 def test_proven_regression_fails_with_an_actionable_message() -> None:
-    prom = FakeProm({
-        'outcome="error"': [FakeSample({"group": "control"}, 10),
-                            FakeSample({"group": "treatment"}, 500)],
-        "x_total{group": [FakeSample({"group": "control"}, 10_000),
-                          FakeSample({"group": "treatment"}, 5_000)],
-    })
+    prom = FakeProm(
+        {
+            'outcome="error"': [
+                FakeSample({"group": "control"}, 10),
+                FakeSample({"group": "treatment"}, 500),
+            ],
+            "x_total{group": [
+                FakeSample({"group": "control"}, 10_000),
+                FakeSample({"group": "treatment"}, 5_000),
+            ],
+        }
+    )
     gate = GateRecord(nodeid="t", kind="abort")
-    c = AB(prom, gate, ABSettings()).proportion_delta('x_total{outcome="error"}', "x_total",
-                                                      margin=0.001)
+    c = AB(prom, gate, ABSettings()).proportion_delta(
+        'x_total{outcome="error"}', "x_total", margin=0.001
+    )
     with pytest.raises(AssertionError, match="beyond the \\+0.1 pp margin.*hold the canary"):
         c.abort_if_worse()
     assert gate.p_value is not None and gate.p_value < 1e-6
 
 
 def test_srm_uses_the_gauge_value_and_fails_on_mismatch() -> None:
-    prom = FakeProm({"spaces": [FakeSample({"group": "control"}, 950),
-                                FakeSample({"group": "treatment"}, 20)]})
+    prom = FakeProm(
+        {"spaces": [FakeSample({"group": "control"}, 950), FakeSample({"group": "treatment"}, 20)]}
+    )
     c = AB(prom, GateRecord(nodeid="t"), ABSettings()).srm(
-        "spaces", expected={"control": 0.95, "treatment": 0.05})
+        "spaces", expected={"control": 0.95, "treatment": 0.05}
+    )
     assert prom.sent == ['sum by (group) (spaces{group=~"control|treatment"})']
     with pytest.raises(AssertionError, match="sample ratio mismatch"):
         c.require()

@@ -42,15 +42,24 @@ def _ab(server: PrometheusServer, gate: GateRecord) -> AB:
 # kind: (comparison, plausible range of the plotted statistic per group, threshold_on)
 CASES: dict[str, tuple[Callable[[AB], Comparison], tuple[float, float], str]] = {
     # lognormal latency with median 4 ms: p99 around 15 ms, far below the 60 ms a slow path adds
-    "quantile_delta": (lambda ab: ab.quantile_delta(LATENCY, q=0.99, margin=0.010),
-                       (0.005, 0.05), "delta"),
-    "proportion_delta": (lambda ab: ab.proportion_delta(
-        'engram_recall_total{outcome!="ok"}', "engram_recall_total", margin=0.001),
-        (0.0, 0.02), "delta"),
+    "quantile_delta": (
+        lambda ab: ab.quantile_delta(LATENCY, q=0.99, margin=0.010),
+        (0.005, 0.05),
+        "delta",
+    ),
+    "proportion_delta": (
+        lambda ab: ab.proportion_delta(
+            'engram_recall_total{outcome!="ok"}', "engram_recall_total", margin=0.001
+        ),
+        (0.0, 0.02),
+        "delta",
+    ),
     "mean_delta": (lambda ab: ab.mean_delta(LATENCY, margin=0.002), (0.003, 0.007), "delta"),
-    "srm": (lambda ab: ab.srm("engram_active_spaces",
-                              expected={"control": 0.9, "treatment": 0.1}),
-            (90.0, 910.0), "none"),
+    "srm": (
+        lambda ab: ab.srm("engram_active_spaces", expected={"control": 0.9, "treatment": 0.1}),
+        (90.0, 910.0),
+        "none",
+    ),
 }
 
 
@@ -81,8 +90,9 @@ def test_each_comparison_plots_both_groups_over_the_window(
 
 def test_srm_plot_shows_the_units_the_comparison_counted(prometheus: PrometheusServer) -> None:
     gate = GateRecord(nodeid="srm")
-    comparison = _ab(prometheus, gate).srm("engram_active_spaces",
-                                           expected={"control": 0.9, "treatment": 0.1})
+    comparison = _ab(prometheus, gate).srm(
+        "engram_active_spaces", expected={"control": 0.9, "treatment": 0.1}
+    )
     for group, points in gate.series.items():
         assert points[-1][1] == comparison.n[group]
 
@@ -104,4 +114,3 @@ def test_a_gates_own_series_and_the_first_comparisons_plot_are_kept(
     ab.quantile_delta(LATENCY, q=0.99, margin=0.010)
     assert gate.series == first
     assert gate.extra["threshold_on"] == "none"
-

@@ -17,10 +17,13 @@ ALPHA = 0.025  # per side, the gates' default
 MEDIAN, SIGMA = 0.006, 0.6  # p50 6 ms, p99 about 24 ms
 
 
-@pytest.mark.parametrize(("q", "n_control", "n_treatment"),
-                         [(0.99, 20_000, 2_000), (0.5, 2_000, 2_000), (0.99, 1_000, 1_000)])
-def test_aa_false_positive_rate_is_at_most_alpha(q: float, n_control: int,
-                                                 n_treatment: int) -> None:
+@pytest.mark.parametrize(
+    ("q", "n_control", "n_treatment"),
+    [(0.99, 20_000, 2_000), (0.5, 2_000, 2_000), (0.99, 1_000, 1_000)],
+)
+def test_aa_false_positive_rate_is_at_most_alpha(
+    q: float, n_control: int, n_treatment: int
+) -> None:
     rng = np.random.default_rng(20261125)
     reps = 400
     probs = bucket_probs(MEDIAN, SIGMA)
@@ -66,8 +69,10 @@ def test_rate_false_positive_rate_and_power() -> None:
     size = stats.required_sample_size(sd, float(np.sqrt(0.003 * 0.997)), 0.001)
     xt2 = rng.binomial(size.n_treatment, base + 0.001, reps)
     xc2 = rng.binomial(size.n_control, base, reps)
-    hit = [stats.proportion_delta(a, size.n_control, b, size.n_treatment).ci[0] > 0
-           for a, b in zip(xc2, xt2, strict=True)]
+    hit = [
+        stats.proportion_delta(a, size.n_control, b, size.n_treatment).ci[0] > 0
+        for a, b in zip(xc2, xt2, strict=True)
+    ]
     assert np.mean(hit) >= 0.8 - mc_tolerance(0.8, reps)
 
 
@@ -81,8 +86,9 @@ def test_sequential_form_keeps_alpha_over_100_looks_while_naive_does_not() -> No
     flat_c, flat_t = c.reshape(-1, BOUNDS.size), t.reshape(-1, BOUNDS.size)
     rates = {}
     for sequential in (False, True):
-        _, lo, _ = stats.quantile_delta_bounds(BOUNDS, flat_c, flat_t, 0.5, alpha=ALPHA,
-                                               sequential=sequential, tuning_n=1000)
+        _, lo, _ = stats.quantile_delta_bounds(
+            BOUNDS, flat_c, flat_t, 0.5, alpha=ALPHA, sequential=sequential, tuning_n=1000
+        )
         rates[sequential] = float(np.mean((lo.reshape(reps, looks) > 0).any(axis=1)))
     tol = mc_tolerance(ALPHA, reps)
     assert rates[True] <= ALPHA + tol

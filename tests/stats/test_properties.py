@@ -21,7 +21,7 @@ quantiles = st.sampled_from([0.5, 0.9, 0.99])
 
 def _cum(per_bucket: list[int], offset: int = 0) -> np.ndarray:
     full = np.zeros(GRID.size)
-    full[offset:offset + len(per_bucket)] = per_bucket
+    full[offset : offset + len(per_bucket)] = per_bucket
     return np.cumsum(full)
 
 
@@ -36,8 +36,12 @@ def test_swapping_groups_flips_the_sign(c: list[int], t: list[int], q: float, se
 
 
 @settings(max_examples=60, deadline=None)
-@given(xc=st.integers(0, 500), nc=st.integers(500, 5000), xt=st.integers(0, 500),
-       nt=st.integers(500, 5000))
+@given(
+    xc=st.integers(0, 500),
+    nc=st.integers(500, 5000),
+    xt=st.integers(0, 500),
+    nt=st.integers(500, 5000),
+)
 def test_swapping_groups_flips_the_sign_for_rates(xc: int, nc: int, xt: int, nt: int) -> None:
     a = stats.proportion_delta(xc, nc, xt, nt)
     b = stats.proportion_delta(xt, nt, xc, nc)
@@ -73,8 +77,9 @@ def test_constant_shift_on_the_contract_buckets_moves_delta_within_resolution(
 
     a = stats.quantile_delta(BOUNDS, cum(x_c), cum(x_t), 0.9)
     b = stats.quantile_delta(BOUNDS, cum(x_c + shift), cum(x_t + shift), 0.9)
-    res = 2 * max(b.control.resolution, b.treatment.resolution, a.control.resolution,
-                  a.treatment.resolution)
+    res = 2 * max(
+        b.control.resolution, b.treatment.resolution, a.control.resolution, a.treatment.resolution
+    )
     assert abs(a.estimate - b.estimate) <= res
     assert abs(a.ci[0] - b.ci[0]) <= res and abs(a.ci[1] - b.ci[1]) <= res
 
@@ -96,8 +101,13 @@ def test_rate_intervals_shrink_as_n_grows(x: int, n: int, seq: bool) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(c=counts, t=counts, q=quantiles, k=st.integers(1, 12),
-       margin=st.sampled_from([0.0, 0.005, 0.010, 0.020]))
+@given(
+    c=counts,
+    t=counts,
+    q=quantiles,
+    k=st.integers(1, 12),
+    margin=st.sampled_from([0.0, 0.005, 0.010, 0.020]),
+)
 def test_slower_treatment_never_improves_the_verdict(
     c: list[int], t: list[int], q: float, k: int, margin: float
 ) -> None:
@@ -107,8 +117,13 @@ def test_slower_treatment_never_improves_the_verdict(
 
 
 @settings(max_examples=60, deadline=None)
-@given(c=counts, t=counts, q=quantiles, moved=st.integers(1, 50), margin=st.sampled_from(
-    [0.0, 0.005, 0.010]))
+@given(
+    c=counts,
+    t=counts,
+    q=quantiles,
+    moved=st.integers(1, 50),
+    margin=st.sampled_from([0.0, 0.005, 0.010]),
+)
 def test_more_extreme_data_never_turns_abort_into_go(
     c: list[int], t: list[int], q: float, moved: int, margin: float
 ) -> None:

@@ -94,12 +94,14 @@ def test_mann_whitney_binned_matches_scipy_with_ties() -> None:
 
 
 def test_srm_detects_a_broken_split_and_accepts_a_good_one() -> None:
-    broken = stats.sample_ratio_mismatch({"control": 9500, "treatment": 300},
-                                         {"control": 0.95, "treatment": 0.05})
+    broken = stats.sample_ratio_mismatch(
+        {"control": 9500, "treatment": 300}, {"control": 0.95, "treatment": 0.05}
+    )
     assert broken.mismatch and broken.p_value < 1e-6
     assert "mismatch" in broken.explanation
-    fine = stats.sample_ratio_mismatch({"control": 9510, "treatment": 490},
-                                       {"control": 0.95, "treatment": 0.05})
+    fine = stats.sample_ratio_mismatch(
+        {"control": 9510, "treatment": 490}, {"control": 0.95, "treatment": 0.05}
+    )
     assert not fine.mismatch and fine.p_value > 0.001
 
 
@@ -140,8 +142,9 @@ def test_noninferiority_verdicts_and_explanation() -> None:
     bad = stats.compare_quantiles(BOUNDS, c, slow, 0.99, 0.010, min_n=1000)
     assert bad.verdict is stats.Verdict.BEYOND
     assert bad.p_beyond < 0.025 and "beyond" in bad.explanation
-    few = stats.compare_quantiles(BOUNDS, c, np.cumsum(rng.multinomial(300, probs)), 0.99,
-                                  0.010, min_n=1000)
+    few = stats.compare_quantiles(
+        BOUNDS, c, np.cumsum(rng.multinomial(300, probs)), 0.99, 0.010, min_n=1000
+    )
     assert few.verdict is stats.Verdict.UNDECIDED
     assert few.n_needed is not None and few.n_needed["treatment"] >= 1000
     assert "need 1000 per group" in few.explanation
@@ -156,12 +159,18 @@ def test_undecided_reports_the_n_it_still_needs() -> None:
 
 def test_equivalence_is_two_sided() -> None:
     c = stats.Moments(0.70, 0.04, 20_000)
-    assert stats.compare_means(c, stats.Moments(0.69, 0.04, 5_000), 0.05,
-                               worse="either").verdict is stats.Verdict.WITHIN
-    assert stats.compare_means(c, stats.Moments(0.80, 0.04, 5_000), 0.05,
-                               worse="either").verdict is stats.Verdict.BEYOND
-    assert stats.compare_means(c, stats.Moments(0.60, 0.04, 5_000), 0.05,
-                               worse="lower").verdict is stats.Verdict.BEYOND
+    assert (
+        stats.compare_means(c, stats.Moments(0.69, 0.04, 5_000), 0.05, worse="either").verdict
+        is stats.Verdict.WITHIN
+    )
+    assert (
+        stats.compare_means(c, stats.Moments(0.80, 0.04, 5_000), 0.05, worse="either").verdict
+        is stats.Verdict.BEYOND
+    )
+    assert (
+        stats.compare_means(c, stats.Moments(0.60, 0.04, 5_000), 0.05, worse="lower").verdict
+        is stats.Verdict.BEYOND
+    )
 
 
 def test_p_values_agree_with_the_verdict() -> None:
