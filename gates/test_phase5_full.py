@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout import inconclusive
-from pytest_rollout.context import rfc3339
+from pytest_rollout.instants import rfc3339
 from pytest_rollout.stats import proportion_estimate
 
 import canary

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pytest_rollout.config import ConfigError, EnvironmentConfig, PhaseConfig, RolloutConfig
+from pytest_rollout.instants import rfc3339
+from pytest_rollout.redact import redact_url
 
 if TYPE_CHECKING:
     from pytest_rollout.flags.base import FlagController
     from pytest_rollout.metrics.prometheus import PrometheusSource
-
-
-def parse_instant(text: str) -> float:
-    """Unix seconds from RFC 3339 (``2026-11-25T14:00:00Z``) or a plain number of seconds."""
-    value = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"bad time {text!r}: use RFC 3339 (2026-11-25T14:00:00Z) or unix seconds"
-            ) from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"bad time {text!r}: add a timezone, e.g. a trailing Z for UTC")
-        seconds = parsed.timestamp()
-    if not 0 < seconds < 1e11:
-        raise ValueError(f"bad time {text!r}: out of range")
-    return seconds
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -114,8 +90,6 @@ class RolloutContext:
     @property
     def flags_display(self) -> str:
         """The flag backend URI without credentials."""
-        from pytest_rollout.metrics.prometheus import redact_url
-
         uri = self.flags_uri or "<none>"
         return redact_url(uri) if "://" in uri else uri
 
@@ -145,8 +119,6 @@ class RolloutContext:
 
     def describe(self) -> Mapping[str, Any]:
         """Context for the decision record and report, free of credentials."""
-        from pytest_rollout.metrics.prometheus import redact_url
-
         return {
             "prometheus_url": redact_url(self.prometheus_url) if self.prometheus_url else None,
             "operator": os.environ.get("GITHUB_ACTOR")

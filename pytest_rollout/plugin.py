@@ -19,10 +19,11 @@ import pytest
 
 from pytest_rollout import hookspecs
 from pytest_rollout.config import DEFAULT_PHASES, ConfigError, find_config, load_config
-from pytest_rollout.context import PhaseView, RolloutContext, parse_instant, rfc3339
+from pytest_rollout.context import PhaseView, RolloutContext
 from pytest_rollout.decision import Decision, GateResult, build_record, decide
 from pytest_rollout.durations import parse_duration
 from pytest_rollout.gate import GateRecord
+from pytest_rollout.instants import parse_instant, rfc3339
 from pytest_rollout.outcomes import Inconclusive
 from pytest_rollout.report import register as register_report
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -18,15 +17,10 @@ from pathlib import Path
 
 import requests
 
+from pytest_rollout.net import free_port
+
 PROMETHEUS = os.environ.get("ROLLOUT_PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL = os.environ.get("ROLLOUT_PROMTOOL_BIN", "/usr/bin/promtool")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def require_binaries() -> None:

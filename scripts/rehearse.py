@@ -33,12 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytest_rollout.config import load_config  # noqa: E402
+from pytest_rollout.decision import Decision  # noqa: E402
 from pytest_rollout.flags.registry import open_controller  # noqa: E402
 from staging.stack import Stack  # noqa: E402
 
 CONFIG = ROOT / "gates" / "rollout.toml"
 ENV = "ci"
-EXIT = {"GO": 0, "HOLD": 1, "ABORT": 10}
+EXIT = {decision.value: decision.exit_status for decision in Decision}
 
 
 def log(message: str) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import requests
 
+from pytest_rollout.net import free_port
 from staging.flags import write_initial_flag_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,13 +65,6 @@ class StackState:
     @staticmethod
     def from_json(data: dict[str, Any]) -> StackState:
         return StackState(**data)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prometheus_config(engram_port: int, repo_root: Path) -> str:

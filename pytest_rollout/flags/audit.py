@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.flags.base import FlagBackendError, FlagState
+from pytest_rollout.instants import rfc3339
 
 LOCK_TIMEOUT_S = 30.0
 # Environment variables naming who acts, most specific first (CI systems, then the login).
@@ -45,7 +47,7 @@ _ACTOR_VARIABLES = (
 
 def utc_now() -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T14:00:00.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(time.time(), millis=True)
 
 
 def new_change_id() -> str:

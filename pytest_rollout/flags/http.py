@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pytest_rollout.flags.audit import AuditLog, ChangeContext
 from pytest_rollout.flags.base import (
@@ -38,6 +38,7 @@ from pytest_rollout.flags.base import (
     coerce_value,
 )
 from pytest_rollout.flags.controller import AuditedController, BeforeWrite
+from pytest_rollout.redact import redact_url
 
 __all__ = [
     "ADMIN_PATH",
@@ -45,22 +46,12 @@ __all__ = [
     "TOKEN_ENV",
     "HttpFlagController",
     "parse_features",
-    "redact_url",
 ]
 
 ADMIN_PATH = "/api/v1/admin/features"
 TOKEN_ENV = "ROLLOUT_FLAGS_TOKEN"
 DEFAULT_AUDIT_LOG = Path("rollout-flags-audit.jsonl")
 DEFAULT_TIMEOUT_S = 5.0
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user info (``user:password@``), query or fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def parse_features(payload: object, *, source: str) -> dict[str, FlagState]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from pytest_rollout.gate import json_safe
+from pytest_rollout.instants import rfc3339
 from pytest_rollout.metrics.prometheus import PromQuery, RangeSeries
 from pytest_rollout.outcomes import inconclusive
 
@@ -79,7 +79,7 @@ class Snapshot:
             "kind": "baseline",
             "spec": asdict(self.spec),
             "at": self.at,
-            "window": {"start": _utc(self.start), "end": _utc(self.at)},
+            "window": {"start": rfc3339(self.start), "end": rfc3339(self.at)},
             "latency": {
                 "metric": self.spec.latency_metric,
                 "le": ["+Inf" if math.isinf(b) else b for b in self.bounds],
@@ -136,7 +136,7 @@ def capture(prom: PromQuery, spec: BaselineSpec) -> Snapshot:
     # increase() extrapolates each bucket on its own; whole, monotone counts keep it a histogram.
     cumulative = np.maximum.accumulate(np.round([max(v, 0.0) for _, v in pairs]))
     if cumulative[-1] <= 0:
-        inconclusive(f"no requests in the {window} window ending {_utc(prom.at)}: {bucket_q}")
+        inconclusive(f"no requests in the {window} window ending {rfc3339(prom.at)}: {bucket_q}")
     rps_q = f"sum(rate({lat}_count{sel}[{window}]))"
     rps = prom.value(rps_q)
 
@@ -236,8 +236,8 @@ class Comparison:
         b, c = self.baseline, self.current
         text.append("")
         text.append(
-            f"baseline {_utc(b.start)} .. {_utc(b.at)} ({b.requests:.0f} requests); current "
-            f"{_utc(c.start)} .. {_utc(c.at)} ({c.requests:.0f} requests)"
+            f"baseline {rfc3339(b.start)} .. {rfc3339(b.at)} ({b.requests:.0f} requests); current "
+            f"{rfc3339(c.start)} .. {rfc3339(c.at)} ({c.requests:.0f} requests)"
         )
         if self.failures():
             text.append("(in the explanations, control = baseline window, treatment = current)")
@@ -249,8 +249,14 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
-            "baseline_window": {"start": _utc(self.baseline.start), "end": _utc(self.baseline.at)},
-            "current_window": {"start": _utc(self.current.start), "end": _utc(self.current.at)},
+            "baseline_window": {
+                "start": rfc3339(self.baseline.start),
+                "end": rfc3339(self.baseline.at),
+            },
+            "current_window": {
+                "start": rfc3339(self.current.start),
+                "end": rfc3339(self.current.at),
+            },
             "rows": [json_safe(asdict(r)) for r in self.rows],
         }
 
@@ -395,10 +401,6 @@ def format_value(value: float, unit: str) -> str:
     if unit == "cores":
         return f"{value:.3f} cores"
     return f"{value:.1f} {unit}"
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 class BaselineComparator:

@@ -53,8 +53,8 @@ def prom_query(url: str | None, at: str | None) -> tuple[PromQuery, str]:
     import os
     import time
 
-    from pytest_rollout.context import parse_instant
     from pytest_rollout.gate import GateRecord
+    from pytest_rollout.instants import parse_instant
     from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 
     chosen = url or os.environ.get("ROLLOUT_PROMETHEUS_URL")

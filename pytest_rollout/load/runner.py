@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from pytest_rollout.gate import json_safe
+from pytest_rollout.instants import rfc3339
 from pytest_rollout.load.leak import (
     InsufficientData,
     LeakEstimate,
@@ -46,6 +45,7 @@ from pytest_rollout.load.sampling import (
     SampleError,
     Sampler,
 )
+from pytest_rollout.net import free_port
 from pytest_rollout.outcomes import inconclusive
 
 if TYPE_CHECKING:
@@ -299,7 +299,7 @@ class SoakResult:
             gate.series["rps"] = [[i.t1, i.rps] for i in self.intervals]
         if self.restarts:
             first = self.restarts[0]
-            when = _fmt_utc(first.t)
+            when = rfc3339(first.t)
             raise AssertionError(
                 f"target restarted {len(self.restarts)} time(s) during the soak, first seen at "
                 f"{when} (start time {first.previous_start_time:.0f} -> {first.start_time:.0f}); "
@@ -331,7 +331,7 @@ class SoakResult:
             "kind": "soak",
             "config": self.config.to_dict(),
             "started_at": self.started_at,
-            "started_at_utc": _fmt_utc(self.started_at),
+            "started_at_utc": rfc3339(self.started_at),
             "ended_at": self.ended_at,
             "warmup_end": self.warmup_end,
             "completed": self.completed,
@@ -412,10 +412,6 @@ def _longest_segment(
     return max(segments, key=len, default=[])
 
 
-def _fmt_utc(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _fmt_hms(seconds: float) -> str:
     seconds = int(seconds)
     h, rest = divmod(seconds, 3600)
@@ -430,13 +426,6 @@ def _driver_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _ResourceWatcher(threading.Thread):
@@ -541,7 +530,7 @@ class SoakRunner:
         """Run the soak to the end (or Ctrl-C) and return its result; also write ``out``."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         distributed = config.workers + config.remote_workers > 0
-        port = config.master_port or _free_port()
+        port = config.master_port or free_port()
         env = _driver_env()
 
         sampler = config.sampler()

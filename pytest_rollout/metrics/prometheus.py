@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord, QueryRecord
+from pytest_rollout.instants import rfc3339
 from pytest_rollout.outcomes import inconclusive
+from pytest_rollout.redact import redact_url
 
 # Credentials come from the environment only, so they never sit in a config file or a report.
 ENV_TOKEN = "ROLLOUT_PROMETHEUS_TOKEN"
@@ -87,19 +88,6 @@ class PromSettings:
             f"retries={self.retries!r}, max_staleness_s={self.max_staleness_s!r}, "
             f"ca_bundle={self.ca_bundle!r})"
         )
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info or query string, safe for reports and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class PrometheusSource:

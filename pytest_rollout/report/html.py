@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pytest_rollout.context import parse_instant
 from pytest_rollout.durations import format_duration
+from pytest_rollout.instants import parse_instant
 from pytest_rollout.plugin import session_key
+from pytest_rollout.redact import REDACTED, Redactor, is_secret_name
 from pytest_rollout.report import provenance, render, results
-from pytest_rollout.report.redact import REDACTED, Redactor, is_secret_name
 
 PLUGIN_NAME = "rollout-html"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pytest_rollout.redact import Redactor
 from pytest_rollout.report import provenance, results
-from pytest_rollout.report.redact import Redactor
 
 PLUGIN_NAME = "rollout-junit"
 PREFIX = "rollout_"

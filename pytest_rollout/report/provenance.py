@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rollout.report.redact import Redactor
+from pytest_rollout.redact import Redactor
 
 # Options that write artifacts or act on the world: a re-run to check a decision must do neither.
 _DROP_WITH_VALUE = (

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_rollout.redact import Redactor
 from pytest_rollout.report import words
-from pytest_rollout.report.redact import Redactor
 
 OUTCOME_LABELS = {
     "pass": "PASS ✓",

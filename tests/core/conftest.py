@@ -16,10 +16,10 @@ import hypothesis  # noqa: F401  (imported once here: in-process pytester runs r
 import pytest
 
 import pytest_rollout.metrics.prometheus  # noqa: F401  (same: keep it out of every inner run)
+from pytest_rollout.net import free_port
 from pytest_rollout.openmetrics import OpenMetricsWriter
 from pytest_rollout.promserver import (
     PrometheusServer,
-    free_port,
     start,
     start_backfilled,
     start_scraping,

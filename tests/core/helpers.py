@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-EXIT = {"GO": 0, "HOLD": 1, "ABORT": 10}
+from pytest_rollout.decision import Decision
+
+EXIT = {decision.value: decision.exit_status for decision in Decision}
 
 # Gate bodies for each outcome, so a test can build any combination of gates.
 BODIES = {

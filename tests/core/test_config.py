@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_rollout.config import ConfigError, RolloutConfig, parse_config
-from pytest_rollout.context import rfc3339
+from pytest_rollout.instants import rfc3339
 from tests.core.helpers import gate_module, gate_source, output, read_record, run_gates
 
 # --------------------------------------------------------------------------------------------

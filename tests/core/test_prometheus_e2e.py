@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_rollout.context import rfc3339
+from pytest_rollout.instants import rfc3339
 from pytest_rollout.promserver import PrometheusServer
 from tests.core.conftest import E2E_TOML, END, ERROR_RATIO, P99_DELTA_S, REQUESTS_PER_S
 from tests.core.helpers import EXIT, gate_by_name, last_line, output, read_record, run_gates

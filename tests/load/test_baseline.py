@@ -144,7 +144,7 @@ def test_baseline_fixture_class_records_the_gate(scraped: Any, baseline_file: Pa
 
 
 def test_compare_is_inconclusive_when_prometheus_is_down(baseline_file: Path) -> None:
-    from pytest_rollout.promserver import free_port
+    from pytest_rollout.net import free_port
 
     proc = _cli("compare", str(baseline_file), "--prometheus", f"http://127.0.0.1:{free_port()}")
     assert proc.returncode == 1

@@ -213,8 +213,8 @@ def _check_junit(path: Path, record: dict[str, Any]) -> None:
 
 
 def test_inconclusive_cell_is_styled_apart_from_pass() -> None:
+    from pytest_rollout.redact import Redactor
     from pytest_rollout.report import render
-    from pytest_rollout.report.redact import Redactor
 
     renderer = render.Renderer(Redactor())
     inconclusive = renderer.row_cells(

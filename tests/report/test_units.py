@@ -10,9 +10,9 @@ import pytest
 
 from pytest_rollout.metrics.prometheus import RangeSeries
 from pytest_rollout.outcomes import inconclusive
+from pytest_rollout.redact import REDACTED, Redactor
 from pytest_rollout.report import plots
 from pytest_rollout.report.provenance import reproduce_args
-from pytest_rollout.report.redact import REDACTED, Redactor
 from pytest_rollout.report.series import MAX_POINTS, fetch_series
 
 
