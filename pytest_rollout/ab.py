@@ -501,7 +501,7 @@ class AB:
         except ValueError:
             return  # a window the plot cannot use (e.g. "1h30x"): no plot, the gate goes on
 
-        from pytest_rollout.report.series import fetch_series
+        from pytest_rollout.metrics.series import fetch_series
 
         s = self.settings
         fetched = fetch_series(cast("PromQuery", self.prom), query, s.group_label, window_s, step_s)

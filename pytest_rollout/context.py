@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_rollout.config import ConfigError, EnvironmentConfig, PhaseConfig, RolloutConfig
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.redact import redact_url
+from pytest_rollout.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_rollout.flags.base import FlagController
@@ -49,6 +50,7 @@ class RolloutContext:
     flags_uri: str | None
     on_abort: str
     run_id: str = ""
+    settings: Settings = field(default_factory=Settings)
     _source: PrometheusSource | None = field(default=None, repr=False)
     _flags: FlagController | None = field(default=None, repr=False)
 
@@ -105,8 +107,7 @@ class RolloutContext:
                     "no flag backend: pass --rollout-flags, set ROLLOUT_FLAGS, or set flags in "
                     f"[environments.{self.environment or '<name>'}] of {self.config.source}"
                 )
-            # Same precedence as `rollout flags`: the environment variable, then rollout.toml.
-            audit = os.environ.get("ROLLOUT_FLAGS_AUDIT_LOG") or self.env.audit_log
+            audit = self.settings.audit_log  # same precedence as `rollout flags`
             self._flags = open_controller(
                 self.flags_uri,
                 audit_log=Path(audit) if audit else None,
@@ -116,6 +117,16 @@ class RolloutContext:
                 run_id=self.run_id,
             )
         return self._flags
+
+    def __repr__(self) -> str:
+        # Gates receive this object: pytest prints a failing test's arguments (-l, -vv, JUnit),
+        # and the Prometheus URL may carry user:password@.
+        return (
+            f"RolloutContext(environment={self.environment!r}, at={rfc3339(self.at)!r}, "
+            f"prometheus_url={self.describe()['prometheus_url']!r}, "
+            f"flags={self.describe()['flags']!r}, on_abort={self.on_abort!r}, "
+            f"run_id={self.run_id!r})"
+        )
 
     def describe(self) -> Mapping[str, Any]:
         """Context for the decision record and report, free of credentials."""

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from pytest_rollout._state import RunView
 from pytest_rollout.durations import format_duration
 from pytest_rollout.instants import parse_instant
-from pytest_rollout.plugin import session_key
 from pytest_rollout.redact import REDACTED, Redactor, is_secret_name
 from pytest_rollout.report import provenance, render, results
 
@@ -24,13 +24,15 @@ PLUGIN_NAME = "rollout-html"
 class HtmlReport:
     """Hooks into pytest-html 4; every value from outside goes through render.esc."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, view: RunView) -> None:
         self.config = config
+        self.view = view
+        self.record: Mapping[str, Any] | None = None  # from pytest_rollout_decision
 
     # Built on first use: the run's context (with its Prometheus URL) is configured by then.
     @functools.cached_property
     def redact(self) -> Redactor:
-        return provenance.redactor_for(self.config)
+        return provenance.redactor_for(self.config, self.view)
 
     @functools.cached_property
     def renderer(self) -> render.Renderer:
@@ -42,7 +44,7 @@ class HtmlReport:
         # Before pytest-html (trylast) stores the teardown report and collects every phase's
         # extras: attach the gate's details to it, where they are complete.
         if report.when == "teardown":
-            result = results.at_teardown(self.config, report)
+            result = results.at_teardown(report)
             if result is not None:
                 from pytest_html import extras
 
@@ -81,8 +83,7 @@ class HtmlReport:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
-        rollout = self.config.stash.get(session_key, None)
-        asked = rollout.phases_asked() if rollout is not None else []
+        asked = self.view.phases_asked()
         if asked:  # the decision is not known yet (sessionstart); the phase is
             report.title = self.redact(f"Rollout {'+'.join(asked)}: gate report")
 
@@ -100,7 +101,7 @@ class HtmlReport:
         for index, cell in enumerate(cells):
             if 'class="col-testId"' in cell:
                 cells[index] = f'<td class="col-testId">{self.renderer.esc(test_id)}</td>'
-        cells.extend(self.renderer.row_cells(results.settled(self.config, report.nodeid)))
+        cells.extend(self.renderer.row_cells(results.settled(self.view, report.nodeid)))
         cells[:] = [self.redact(cell) for cell in cells]
 
     @pytest.hookimpl(optionalhook=True)
@@ -113,13 +114,14 @@ class HtmlReport:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
-        rollout = self.config.stash.get(session_key, None)
-        if rollout is None or rollout.record is None:
+        if self.record is None:
             return
-        prefix.insert(0, self.renderer.banner(self._banner_view(rollout.record)))
+        prefix.insert(0, self.renderer.banner(self._banner_view(self.record)))
 
-    def _banner_view(self, record: dict[str, Any]) -> render.BannerView:
-        rollout = self.config.stash[session_key]
+    def pytest_rollout_decision(self, config: pytest.Config, record: Mapping[str, Any]) -> None:
+        self.record = record
+
+    def _banner_view(self, record: Mapping[str, Any]) -> render.BannerView:
         context = record.get("context") or {}
         window = record.get("window") or {}
         counts: dict[str, int] = {}
@@ -128,7 +130,7 @@ class HtmlReport:
         return render.BannerView(
             phase=str(record.get("phase")),
             decision=str(record.get("decision")),
-            reason=str(record.get("reason", rollout.reason)),
+            reason=str(record.get("reason", "")),
             environment=record.get("environment"),
             evaluated_at=str(record.get("evaluated_at")),
             window=window,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pytest_rollout._state import RunView
 from pytest_rollout.redact import Redactor
 from pytest_rollout.report import provenance, results
 
@@ -18,19 +19,22 @@ PREFIX = "rollout_"
 class JunitProperties:
     """Adds rollout properties to the ``--junitxml`` report (controller only)."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, view: RunView) -> None:
         self.config = config
+        self.view = view
 
     @functools.cached_property
     def redact(self) -> Redactor:
-        return provenance.redactor_for(self.config)  # on first use: the context is set by then
+        return provenance.redactor_for(
+            self.config, self.view
+        )  # on first use: the context is set by then
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
         # junitxml closes the test case with the teardown report's user_properties: add ours
         # before it (and RolloutSession) see that report.
         if report.when == "teardown":
-            result = results.at_teardown(self.config, report)
+            result = results.at_teardown(report)
             if result is not None:
                 record: Mapping[str, Any] = result.get("record") or {}
                 for name, value in (

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rollout._state import RunView
 from pytest_rollout.redact import Redactor
 
 # Options that write artifacts or act on the world: a re-run to check a decision must do neither.
@@ -29,18 +30,12 @@ _DROP_WITH_VALUE = (
 _DROP_FLAG = ("--self-contained-html",)
 
 
-def redactor_for(config: pytest.Config) -> Redactor:
+def redactor_for(config: pytest.Config, view: RunView) -> Redactor:
     """Everything secret this run was given: credential env vars, URLs with user info or query
     strings (on the command line, in the environment, in rollout.toml), secret-named options."""
-    from pytest_rollout.plugin import context_key
-
-    context = config.stash.get(context_key, None)
     return Redactor.build(
         args=[str(a) for a in config.invocation_params.args],
-        urls=[
-            context.prometheus_url if context else None,
-            os.environ.get("ROLLOUT_PROMETHEUS_URL"),
-        ],
+        urls=[*view.secret_urls(), os.environ.get("ROLLOUT_PROMETHEUS_URL")],
     )
 
 

@@ -6,19 +6,16 @@ from typing import Any
 
 import pytest
 
-from pytest_rollout.plugin import gate_payload, session_key
+from pytest_rollout._state import RunView, gate_payload
 
 
-def settled(config: pytest.Config, nodeid: str) -> dict[str, Any] | None:
+def settled(view: RunView, nodeid: str) -> dict[str, Any] | None:
     """The merged result once the controller's RolloutSession has seen every phase."""
-    session = config.stash.get(session_key, None)
-    if session is None:
-        return None
-    result = session.results.get(nodeid)
+    result = view.results.get(nodeid)
     return {**result, "nodeid": nodeid} if result is not None else None
 
 
-def at_teardown(config: pytest.Config, report: pytest.TestReport) -> dict[str, Any] | None:
+def at_teardown(report: pytest.TestReport) -> dict[str, Any] | None:
     """The final result while the teardown report is still on its way to RolloutSession.
 
     Every report's payload carries the gate's merged outcome (plugin.pytest_runtest_makereport),

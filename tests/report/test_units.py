@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from pytest_rollout.metrics.prometheus import RangeSeries
+from pytest_rollout.metrics.series import MAX_POINTS, fetch_series
 from pytest_rollout.outcomes import inconclusive
 from pytest_rollout.redact import REDACTED, Redactor
 from pytest_rollout.report import plots
 from pytest_rollout.report.provenance import reproduce_args
-from pytest_rollout.report.series import MAX_POINTS, fetch_series
 
 
 def test_redactor_removes_env_url_and_option_secrets() -> None:

@@ -1,0 +1,294 @@
+"""The controller's side of a run: collect gate results, decide, act, record, tell people.
+
+:class:`RolloutSession` is registered as a named plugin on the controller only (never on xdist
+workers), like pytest-xdist's ``DSession``. It is the :class:`~pytest_rollout._state.RunView`
+the report plugins read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_rollout._state import gate_payload
+from pytest_rollout.config import DEFAULT_PHASES
+from pytest_rollout.context import RolloutContext
+from pytest_rollout.decision import Decision, GateResult, build_record, decide
+from pytest_rollout.instants import rfc3339
+from pytest_rollout.settings import OPT_FLAGS
+
+
+class RolloutSession:
+    """Controller-side state of one run (never instantiated on xdist workers)."""
+
+    def __init__(self, config: pytest.Config, context: RolloutContext) -> None:
+        self.config = config
+        self.context = context
+        self.results: dict[str, dict[str, Any]] = {}
+        self.marked = False  # saw at least one gate with a phase or abort marker
+        self.decision: Decision | None = None
+        self.reason = ""
+        self.record: dict[str, Any] | None = None
+        self.actions: list[dict[str, Any]] = []
+        self.flags_before: dict[str, Any] = {}
+        self.flags_after: dict[str, Any] = {}
+
+    # -- which run is a rollout run -------------------------------------------------------
+    def phases_asked(self) -> list[str]:
+        expr = self.config.getoption("markexpr") or ""
+        known = list(dict.fromkeys([*DEFAULT_PHASES, *self.context.config.phases]))
+        return [k for k in known if re.search(rf"\b{re.escape(k)}\b", expr)]
+
+    def secret_urls(self) -> list[str | None]:
+        return [self.context.prometheus_url, self.context.flags_uri]
+
+    @property
+    def active(self) -> bool:
+        """Rollout semantics apply when gates ran, a phase was asked for, or a record is wanted."""
+        explicit = any(
+            self.config.getoption(d)
+            for d in ("rollout_decision_json", "rollout_at", "rollout_on_abort")
+        )
+        return self.marked or bool(self.phases_asked()) or explicit
+
+    @property
+    def phase_name(self) -> str:
+        asked = self.phases_asked()
+        seen = [r["phase"] for r in self.results.values() if r.get("phase")]
+        phases = asked or list(dict.fromkeys(seen))
+        return "+".join(phases) if phases else "unspecified"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.context.flags_uri:
+            self.flags_before = self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        try:
+            return dict(self.context.flag_controller().snapshot())
+        except Exception as exc:  # a broken flag backend is recorded, it does not crash the run
+            return {
+                "error": f"cannot read flags via {self.context.flags_display}: "
+                f"{type(exc).__name__}: {exc}"
+            }
+
+    # -- collecting ---------------------------------------------------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = gate_payload(report)
+        if payload is None:
+            return
+        if payload["phase"] or payload["kind"] == "abort":
+            self.marked = True
+        # Each report carries the merged outcome; the latest carries the fullest record.
+        self.results[report.nodeid] = payload
+
+    def gate_results(self) -> list[GateResult]:
+        # Sorted: xdist delivers reports in any order; the record must not depend on it.
+        return [
+            GateResult(
+                nodeid=n,
+                kind=r["kind"],
+                outcome=r["outcome"],
+                reason=r["reason"],
+                record=r["record"],
+            )
+            for n, r in sorted(self.results.items())
+        ]
+
+    # -- deciding -----------------------------------------------------------------------
+    @pytest.hookimpl(tryfirst=True)  # decide before pytest-html and the terminal write reports
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.active:
+            return
+        if exitstatus in (2, 3, 4):  # interrupted, internal error, usage error keep their codes
+            return
+        gates = self.gate_results()
+        self.decision, self.reason = decide(gates)
+        if self.decision is Decision.ABORT and self.context.on_abort == "rollback":
+            self._rollback()
+        if self.decision is Decision.ABORT:
+            self._notify("abort" if not self.actions else "abort and rollback")
+        if self.context.flags_uri:
+            self.flags_after = self._snapshot()
+        phase_key = (
+            self.phase_name
+            if self.phase_name in self.context.config.phases or self.phase_name in DEFAULT_PHASES
+            else None
+        )
+        self.record = build_record(
+            phase=self.phase_name,
+            decision=self.decision,
+            reason=self.reason,
+            evaluated_at=rfc3339(self.context.at),
+            window=self.context.window(phase_key),
+            environment=self.context.environment,
+            gates=gates,
+            flags={"before": self.flags_before, "after": self.flags_after},
+            actions=self.actions,
+            extra={"context": dict(self.context.describe())},
+        )
+        self.config.hook.pytest_rollout_decision(config=self.config, record=self.record)
+        path = self.config.getoption("rollout_decision_json")
+        if path:
+            out = Path(path)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(out.suffix + ".tmp")
+            tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True) + "\n")
+            os.replace(tmp, out)
+        session.exitstatus = self.decision.exit_status
+
+    def _rollback(self) -> None:
+        phase = self.phase_name
+        state = (
+            dict(self.context.config.phase(phase, self.context.environment).rollback)
+            if phase in self.context.config.phases
+            else {}
+        )
+        action = self.config.hook.pytest_rollout_rollback(
+            config=self.config, phase=phase, rollback_state=state
+        )
+        if action is None:
+            action = {
+                "action": "rollback",
+                "at": rfc3339(time.time()),
+                "result": "failed",
+                "message": "no rollback implementation answered",
+            }
+        self.actions.append(dict(action))
+        if action.get("result") != "verified":
+            self.reason += f"; ROLLBACK FAILED: {action.get('message', '')}"
+
+    def _notify(self, action: str) -> None:
+        """The communication plan's webhook; failures are recorded, never raised."""
+        url = self.context.settings.webhook
+        if not url:
+            return
+        from pytest_rollout.flags.notify import build_message, notify_webhook
+
+        payload = build_message(
+            phase=self.phase_name,
+            reason=self.reason,
+            action=action,
+            who=str(self.context.describe()["operator"]),
+            environment=self.context.environment,
+        )
+        error = notify_webhook(url, payload)
+        self.actions.append(
+            {
+                "action": "notify",
+                "at": rfc3339(time.time()),
+                "result": "failed" if error else "sent",
+                "message": error or "",
+            }
+        )
+
+    # -- telling people -----------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)  # after other plugins' sections: our line ends the summary
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.decision is None:
+            return
+        tr = terminalreporter
+        tr.section(f"rollout {self.phase_name}: gates")
+        for gate in self.gate_results():
+            mark = {
+                "pass": "PASS",
+                "fail": "FAIL",
+                "inconclusive": "INCONCLUSIVE",
+                "error": "ERROR",
+            }[gate.outcome]
+            kind = "abort trigger" if gate.kind == "abort" else "criterion"
+            tail = f" — {gate.reason}" if gate.reason else ""
+            tr.write_line(f"{mark:<12} {kind:<13} {gate.nodeid}{tail}")
+        for action in self.actions:
+            tr.write_line(
+                f"ACTION {action.get('action')}: {action.get('result')} "
+                f"{action.get('message', '')}".rstrip()
+            )
+        tr.write_sep("=", self.headline(), bold=True, **self._colour())
+
+    def headline(self) -> str:
+        assert self.decision is not None
+        return f"rollout {self.phase_name}: {self.decision.value} — {self.reason}"
+
+    def _colour(self) -> dict[str, bool]:
+        return {
+            Decision.GO: {"green": True},
+            Decision.HOLD: {"yellow": True},
+            Decision.ABORT: {"red": True},
+        }[self.decision or Decision.HOLD]
+
+    @pytest.hookimpl(trylast=True)  # the built-in rollback: a conftest may answer first
+    def pytest_rollout_rollback(
+        self, config: pytest.Config, phase: str, rollback_state: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        return default_rollback(self.context, phase, rollback_state)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Repeat the decision as the very last line, below pytest's own counts: in a CI log it
+        # is the line a person reads first.
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.decision is not None and reporter is not None:
+            reporter.write_line(self.headline(), bold=True, **self._colour())
+
+
+def merge_wins(current: str, when: str, new: str) -> bool:
+    """Does a later report (call/teardown) change the gate's outcome?
+
+    Setup problems stand; a call outcome replaces a passed setup; a teardown error only
+    replaces a pass (a failed abort trigger must stay a failure).
+    """
+    if when == "call":
+        return current == "pass"
+    if when == "teardown":
+        return current == "pass" and new != "pass"
+    return False
+
+
+def default_rollback(
+    context: RolloutContext, phase: str, rollback_state: dict[str, Any]
+) -> dict[str, Any]:
+    """The built-in rollback: apply the phase's rollback state through the flag backend."""
+    at = rfc3339(time.time())
+    if not rollback_state:
+        return {
+            "action": "rollback",
+            "at": at,
+            "result": "failed",
+            "message": f"phase {phase!r} has no [phases.{phase}.rollback] state in "
+            f"{context.config.source}: nothing to roll back to, roll back by hand",
+        }
+    if not context.flags_uri:
+        return {
+            "action": "rollback",
+            "at": at,
+            "result": "failed",
+            "message": f"no flag backend: pass {OPT_FLAGS} or set flags in "
+            "[environments.<env>] to let pytest-rollout roll back",
+        }
+    return _flag_rollback(context, phase, rollback_state)
+
+
+def _flag_rollback(
+    context: RolloutContext, phase: str, rollback_state: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply and verify the rollback state through the flag backend, by read-back."""
+    from pytest_rollout.flags.rollback import perform_rollback
+
+    try:
+        controller = context.flag_controller()
+    except Exception as exc:
+        return {
+            "action": "rollback",
+            "at": rfc3339(time.time()),
+            "result": "failed",
+            "message": f"cannot open flag backend {context.flags_display}: {exc}",
+        }
+    result = perform_rollback(
+        controller, rollback_state, reason=f"pytest-rollout: {phase} ABORT (run {context.run_id})"
+    )
+    return result.to_json()
