@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import AT, SCENARIOS, make_project, read_report
+from tests.report.helpers import AT, SCENARIOS, make_project, read_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

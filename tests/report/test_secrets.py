@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import AT
+from tests.report.helpers import AT
 
 SECRETS = {
     "ROLLOUT_PROMETHEUS_TOKEN": "env-bearer-token-7Hq2",

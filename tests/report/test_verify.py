@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import AT, make_project
+from tests.report.helpers import AT, make_project
 
 
 @pytest.fixture

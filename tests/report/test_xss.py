@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import Node, dump_dom, parse
+from tests.report.helpers import Node, dump_dom, parse
 
 # Each payload marks <html data-xss-WHERE="1"> if it runs. No quotes or slashes: they must survive
 # TOML keys, pytest ids and shell quoting unchanged, so only escaping can stop them.
