@@ -91,6 +91,11 @@ class RolloutConfig:
     slo: Mapping[str, Any] = field(default_factory=dict)
     monitoring: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def known_phases(self) -> tuple[str, ...]:
+        """Every phase a gate or a phase-keyed table may name."""
+        return known_phases(self.phases)
+
     def phase(self, key: str, environment: str | None = None) -> PhaseConfig:
         """Phase settings with the environment's overrides applied (defaults if undefined)."""
         base = self.phases.get(key)
@@ -268,6 +273,18 @@ class TableReader:
                 f"(known here: {', '.join(sorted(allowed))})"
             )
 
+    def check_phase(self, name: str, known: Sequence[str], key: str | None = None) -> None:
+        """Refuse a phase name that is neither built in nor a ``[phases.X]`` of the file: a typo
+        would otherwise apply nothing and the phase would run on its defaults.  ``key`` is the
+        key holding ``name`` as a value; without it ``name`` is a sub-table of this table."""
+        if name in known:
+            return
+        where = f"[{self.where}] {key} = {name!r}" if key else f"[{self.name(name)}]"
+        raise ConfigError(
+            f"{self.source}: {where}: {name!r} is not a phase (known phases: "
+            f"{', '.join(known)}); fix the name or define [phases.{name}]"
+        )
+
     def finish(self) -> None:
         """Refuse keys that no getter asked for: a typo must not fall back to a default."""
         self.check_keys(self.used)
@@ -362,6 +379,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
             override_table = r.sub("phases")
             if override_table is not None:
                 for phase_key in override_table.table:
+                    override_table.check_phase(phase_key, known_phases(phases))
                     o = override_table.sub(phase_key)
                     assert o is not None
                     present = [k for k in o.table if k in _PHASE_OVERRIDABLE]  # keep file order

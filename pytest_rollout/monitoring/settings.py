@@ -215,7 +215,8 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
         for key in sorted(config.phases)
     }
     baseline = r.string("baseline_phase", "phase0")
-    if baseline not in phases:
+    r.check_phase(baseline, config.known_phases, "baseline_phase")
+    if baseline not in phases:  # built in, but no [phases.X] table: no flags tell it apart
         r.fail("baseline_phase", baseline, f"one of the phases ({', '.join(phases)})")
     return MonitoringSettings(
         source=source,
