@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, overload
 
 from pytest_rollout.durations import parse_duration
 
@@ -91,6 +91,11 @@ class RolloutConfig:
     slo: Mapping[str, Any] = field(default_factory=dict)
     monitoring: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def known_phases(self) -> tuple[str, ...]:
+        """Every phase a gate or a phase-keyed table may name."""
+        return known_phases(self.phases)
+
     def phase(self, key: str, environment: str | None = None) -> PhaseConfig:
         """Phase settings with the environment's overrides applied (defaults if undefined)."""
         base = self.phases.get(key)
@@ -157,31 +162,61 @@ def find_config(rootdir: Path, test_paths: Sequence[str] = ()) -> Path | None:
     return None
 
 
-class _Reader:
-    """Typed access to one TOML table that reports unknown keys and bad types precisely."""
+class TableReader:
+    """Typed access to one table of rollout.toml that reports bad values and unknown keys
+    precisely: every problem is a :class:`ConfigError` naming the file, the key and the value.
 
-    def __init__(self, source: str, where: str, table: Any) -> None:
+    ``where`` is the dotted name of the table (``phases.phase2``, ``""`` for the top level).
+    Read keys with the typed getters, then call :meth:`finish` to refuse keys nobody read, or
+    :meth:`check_keys` up front when the table's schema is a fixed list.
+    """
+
+    def __init__(self, source: str, where: str, table: Any, expected: str = "a table") -> None:
         self.source, self.where = source, where
         if not isinstance(table, dict):
-            self.fail("", table, "a table")
+            self.fail("", table, expected)
         self.table: dict[str, Any] = table
         self.used: set[str] = set()
 
-    def fail(self, key: str, value: Any, expected: str) -> None:
-        name = f"{self.where}.{key}" if key else self.where or "top level"
-        raise ConfigError(f"{self.source}: {name} = {value!r}: expected {expected}")
+    def name(self, key: str) -> str:
+        """The dotted name of ``key`` in this table, as a reader finds it in the file."""
+        return ".".join(part for part in (self.where, key) if part) or "top level"
+
+    def fail(self, key: str, value: Any, expected: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {self.name(key)} = {value!r}: expected {expected}")
 
     def get(self, key: str) -> Any:
         self.used.add(key)
         return self.table.get(key)
 
-    def string(self, key: str, default: str | None = None) -> str | None:
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """Every entry, for tables whose keys are names (flags, thresholds), not a schema."""
+        for key, value in self.table.items():
+            self.used.add(key)
+            yield key, value
+
+    @overload
+    def string(self, key: str, default: str, pattern: re.Pattern[str] | None = None) -> str: ...
+    @overload
+    def string(
+        self, key: str, default: None = None, pattern: re.Pattern[str] | None = None
+    ) -> str | None: ...
+    def string(
+        self, key: str, default: str | None = None, pattern: re.Pattern[str] | None = None
+    ) -> str | None:
         value = self.get(key)
         if value is None:
             return default
-        if not isinstance(value, str) or not value:
-            self.fail(key, value, "a non-empty string")
-        return str(value)
+        if not isinstance(value, str) or not value or (pattern and not pattern.match(value)):
+            expected = f"a string matching {pattern.pattern}" if pattern else "a non-empty string"
+            self.fail(key, value, expected)
+        return value
+
+    def required_string(self, key: str, pattern: re.Pattern[str] | None = None) -> str:
+        value = self.string(key, None, pattern)
+        if value is None:
+            raise ConfigError(f"{self.source}: {self.name(key)} is required")
+        return value
 
     def number(self, key: str, default: float | None, lo: float, hi: float) -> float | None:
         value = self.get(key)
@@ -208,6 +243,10 @@ class _Reader:
             self.fail(key, value, "true or false")
         return bool(value)
 
+    @overload
+    def duration(self, key: str, default: float) -> float: ...
+    @overload
+    def duration(self, key: str, default: None) -> float | None: ...
     def duration(self, key: str, default: float | None) -> float | None:
         value = self.get(key)
         if value is None:
@@ -216,30 +255,51 @@ class _Reader:
             return parse_duration(value)
         except ValueError:
             self.fail(key, value, "a duration such as '30s', '5m', '1h' or '7d'")
-            raise  # unreachable: fail() raises
 
-    def sub(self, key: str) -> _Reader | None:
+    def sub(self, key: str, expected: str = "a table") -> TableReader | None:
+        """The sub-table ``key``, or None when it is absent."""
         value = self.get(key)
         if value is None:
             return None
-        return _Reader(self.source, f"{self.where}.{key}" if self.where else key, value)
+        return TableReader(self.source, self.name(key), value, expected)
 
-    def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
+    def check_keys(self, known: Iterable[str]) -> None:
+        """Refuse any key not in ``known``, naming the first one and the keys allowed here."""
+        allowed = set(known)
+        unknown = sorted(set(self.table) - allowed)
         if unknown:
-            name = f"{self.where}." if self.where else ""
-            known = ", ".join(sorted(self.used))
             raise ConfigError(
-                f"{self.source}: unknown key {name}{unknown[0]} (known here: {known})"
+                f"{self.source}: unknown key {self.name(unknown[0])} "
+                f"(known here: {', '.join(sorted(allowed))})"
             )
 
+    def check_phase(self, name: str, known: Sequence[str], key: str | None = None) -> None:
+        """Refuse a phase name that is neither built in nor a ``[phases.X]`` of the file: a typo
+        would otherwise apply nothing and the phase would run on its defaults.  ``key`` is the
+        key holding ``name`` as a value; without it ``name`` is a sub-table of this table."""
+        if name in known:
+            return
+        where = f"[{self.where}] {key} = {name!r}" if key else f"[{self.name(name)}]"
+        raise ConfigError(
+            f"{self.source}: {where}: {name!r} is not a phase (known phases: "
+            f"{', '.join(known)}); fix the name or define [phases.{name}]"
+        )
 
-def _flag_state(reader: _Reader | None) -> dict[str, FlagValue]:
+    def finish(self) -> None:
+        """Refuse keys that no getter asked for: a typo must not fall back to a default."""
+        self.check_keys(self.used)
+
+
+def known_phases(defined: Iterable[str]) -> tuple[str, ...]:
+    """The built-in phases, then the file's own ``[phases.X]``, each once."""
+    return tuple(dict.fromkeys([*DEFAULT_PHASES, *defined]))
+
+
+def _flag_state(reader: TableReader | None) -> dict[str, FlagValue]:
     if reader is None:
         return {}
     state: dict[str, FlagValue] = {}
-    for key, value in reader.table.items():
-        reader.used.add(key)
+    for key, value in reader.items():
         if isinstance(value, bool):
             state[key] = value
         elif isinstance(value, int | float) and math.isfinite(value):
@@ -249,12 +309,11 @@ def _flag_state(reader: _Reader | None) -> dict[str, FlagValue]:
     return state
 
 
-def _thresholds(reader: _Reader | None) -> dict[str, float]:
+def _thresholds(reader: TableReader | None) -> dict[str, float]:
     if reader is None:
         return {}
     out: dict[str, float] = {}
-    for key, value in reader.table.items():
-        reader.used.add(key)
+    for key, value in reader.items():
         if not _IDENT.match(key):
             reader.fail(key, value, "a threshold name of letters, digits and underscores")
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -267,7 +326,7 @@ def _thresholds(reader: _Reader | None) -> dict[str, float]:
 _PHASE_OVERRIDABLE = ("window", "duration", "min_samples", "alpha", "cohort_percent")
 
 
-def _phase_fields(r: _Reader, defaults: PhaseConfig | None) -> dict[str, Any]:
+def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any]:
     d = defaults
     fields: dict[str, Any] = {
         "window_s": r.duration("window", d.window_s if d else DEFAULT_WINDOW_S),
@@ -280,12 +339,12 @@ def _phase_fields(r: _Reader, defaults: PhaseConfig | None) -> dict[str, Any]:
 
 
 def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
-    top = _Reader(source, "", dict(raw))
-    general = top.sub("rollout") or _Reader(source, "rollout", {})
+    top = TableReader(source, "", dict(raw))
+    general = top.sub("rollout") or TableReader(source, "rollout", {})
     default_env = general.string("default_environment")
-    group_label = general.string("group_label", "group") or "group"
-    control = general.string("control", "control") or "control"
-    treatment = general.string("treatment", "treatment") or "treatment"
+    group_label = general.string("group_label", "group")
+    control = general.string("control", "control")
+    treatment = general.string("treatment", "treatment")
     general.finish()
 
     phases: dict[str, PhaseConfig] = {}
@@ -299,8 +358,8 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
             name, description = DEFAULT_PHASES.get(key, (key, key))
             phases[key] = PhaseConfig(
                 key=key,
-                name=r.string("name", name) or name,
-                description=r.string("description", description) or description,
+                name=r.string("name", name),
+                description=r.string("description", description),
                 sequential=r.boolean("sequential", True),
                 holm=r.boolean("holm", False),
                 flags=_flag_state(r.sub("flags")),
@@ -320,6 +379,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
             override_table = r.sub("phases")
             if override_table is not None:
                 for phase_key in override_table.table:
+                    override_table.check_phase(phase_key, known_phases(phases))
                     o = override_table.sub(phase_key)
                     assert o is not None
                     present = [k for k in o.table if k in _PHASE_OVERRIDABLE]  # keep file order
@@ -341,10 +401,9 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 name=name,
                 prometheus_url=url,
                 flags=r.string("flags"),
-                timeout_s=r.duration("timeout", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S,
+                timeout_s=r.duration("timeout", DEFAULT_TIMEOUT_S),
                 retries=r.integer("retries", DEFAULT_RETRIES, 0),
-                max_staleness_s=r.duration("max_staleness", DEFAULT_MAX_STALENESS_S)
-                or DEFAULT_MAX_STALENESS_S,
+                max_staleness_s=r.duration("max_staleness", DEFAULT_MAX_STALENESS_S),
                 audit_log=r.string("audit_log"),
                 webhook=r.string("webhook"),
                 service_url=r.string("service_url"),

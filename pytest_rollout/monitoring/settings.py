@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pytest_rollout.config import ConfigError, PhaseConfig, RolloutConfig
-from pytest_rollout.durations import parse_duration
+from pytest_rollout.config import ConfigError, PhaseConfig, RolloutConfig, TableReader
 
 _METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -51,6 +50,7 @@ _MONITORING_KEYS = (
 )
 _ENVIRONMENT_KEYS = ("abort_for",)
 _SLO_KEYS = ("availability", "latency_objective_s", "latency_target")
+_DEFAULT_ABORT_FOR_S = 300.0  # an abort condition must hold 5m to page
 
 
 @dataclass(frozen=True)
@@ -114,85 +114,52 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _fail(source: str, key: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"{source}: {key} = {value!r}: expected {expected}")
-
-
-def _reject_unknown(
-    source: str, where: str, table: Mapping[str, Any], known: tuple[str, ...]
-) -> None:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key {where}.{unknown[0]} (known here: {', '.join(sorted(known))})"
-        )
-
-
-def _string(
-    source: str,
-    table: Mapping[str, Any],
-    where: str,
-    key: str,
-    pattern: re.Pattern[str] | None,
-    default: str | None = None,
-) -> str:
-    value = table.get(key, default)
-    if value is None:
-        raise ConfigError(f"{source}: {where}.{key} is required")
-    if not isinstance(value, str) or not value or (pattern and not pattern.match(value)):
-        expected = f"a string matching {pattern.pattern}" if pattern else "a non-empty string"
-        raise _fail(source, f"{where}.{key}", value, expected)
-    return value
-
-
-def _duration(source: str, table: Mapping[str, Any], where: str, key: str, default: str) -> float:
-    value = table.get(key, default)
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise _fail(source, f"{where}.{key}", value, "a duration such as '30s' or '5m'") from None
-
-
-def _fraction(source: str, table: Mapping[str, Any], key: str) -> float | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise _fail(source, f"slo.{key}", value, "a number strictly between 0 and 1")
-    return float(value)
-
-
-def _metrics(source: str, raw: Any) -> MetricNames:
-    where = "monitoring.metrics"
-    if not isinstance(raw, dict):
-        raise _fail(source, where, raw, f"a table with {', '.join(_REQUIRED_METRICS)}")
-    _reject_unknown(source, where, raw, _REQUIRED_METRICS + _OPTIONAL_METRICS)
-    names = {key: _string(source, raw, where, key, _METRIC) for key in _REQUIRED_METRICS}
-    derived = raw.get("derived_items", [])
+def _metrics(monitoring: TableReader) -> MetricNames:
+    r = TableReader(
+        monitoring.source,
+        monitoring.name("metrics"),
+        monitoring.get("metrics"),
+        f"a table with {', '.join(_REQUIRED_METRICS)}",
+    )
+    r.check_keys(_REQUIRED_METRICS + _OPTIONAL_METRICS)
+    names = {key: r.required_string(key, _METRIC) for key in _REQUIRED_METRICS}
+    derived = r.get("derived_items")
+    if derived is None:
+        derived = []
     if not isinstance(derived, list) or not all(
         isinstance(d, str) and _METRIC.match(d) for d in derived
     ):
-        raise _fail(source, f"{where}.derived_items", derived, "a list of metric names")
+        r.fail("derived_items", derived, "a list of metric names")
     return MetricNames(
         **names,
         derived_items=tuple(derived),
-        outcome_label=_string(source, raw, where, "outcome_label", _LABEL, "outcome"),
-        ok_outcome=_string(source, raw, where, "ok_outcome", None, "ok"),
-        flag_label=_string(source, raw, where, "flag_label", _LABEL, "flag"),
+        outcome_label=r.string("outcome_label", "outcome", _LABEL),
+        ok_outcome=r.string("ok_outcome", "ok"),
+        flag_label=r.string("flag_label", "flag", _LABEL),
     )
 
 
+def _fraction(r: TableReader, key: str) -> float | None:
+    value = r.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        r.fail(key, value, "a number strictly between 0 and 1")
+    return float(value)
+
+
 def _slo(source: str, raw: Mapping[str, Any]) -> Slo:
-    _reject_unknown(source, "slo", raw, _SLO_KEYS)
-    objective = raw.get("latency_objective_s")
+    r = TableReader(source, "slo", dict(raw))
+    r.check_keys(_SLO_KEYS)
+    objective = r.get("latency_objective_s")
     if objective is not None and (
         isinstance(objective, bool) or not isinstance(objective, int | float) or objective <= 0
     ):
-        raise _fail(source, "slo.latency_objective_s", objective, "seconds > 0 (a bucket bound)")
+        r.fail("latency_objective_s", objective, "seconds > 0 (a bucket bound)")
     slo = Slo(
-        availability=_fraction(source, raw, "availability"),
+        availability=_fraction(r, "availability"),
         latency_objective_s=None if objective is None else float(objective),
-        latency_target=_fraction(source, raw, "latency_target"),
+        latency_target=_fraction(r, "latency_target"),
     )
     if (slo.latency_objective_s is None) != (slo.latency_target is None):
         raise ConfigError(
@@ -202,57 +169,55 @@ def _slo(source: str, raw: Mapping[str, Any]) -> Slo:
     return slo
 
 
+def _environment_overrides(
+    monitoring: TableReader, config: RolloutConfig, environment: str | None
+) -> TableReader:
+    """``[monitoring.environments.*]``, each checked; the one for ``environment`` (or empty)."""
+    envs = monitoring.sub("environments", "a table of environment tables")
+    chosen = TableReader(monitoring.source, monitoring.name(f"environments.{environment}"), {})
+    if envs is None:
+        return chosen
+    for name, table in sorted(envs.items()):
+        if name not in config.environments:
+            envs.fail(name, name, "the name of an [environments.NAME] table")
+        r = TableReader(envs.source, envs.name(name), table)
+        r.check_keys(_ENVIRONMENT_KEYS)
+        if name == environment:
+            chosen = r
+    return chosen
+
+
 def load_settings(config: RolloutConfig, environment: str | None = None) -> MonitoringSettings:
     """Validate ``[monitoring]``/``[slo]`` and resolve the phases for ``environment``."""
-    source, raw = config.source, dict(config.monitoring)
-    if not raw:
+    source = config.source
+    if not config.monitoring:
         raise ConfigError(f"{source}: no [monitoring] table; see docs/operations/monitoring.md")
-    _reject_unknown(source, "monitoring", raw, _MONITORING_KEYS)
+    r = TableReader(source, "monitoring", dict(config.monitoring))
+    r.check_keys(_MONITORING_KEYS)
     if environment is not None and environment not in config.environments:
         known = ", ".join(sorted(config.environments)) or "none"
         raise ConfigError(f"{source}: environment {environment!r} is not defined (known: {known})")
-    where = "monitoring"
     # Scalars first, in the order of the table: the first error a reader sees is the first line.
-    title = _string(source, raw, where, "title", None)
-    alert_prefix = _string(source, raw, where, "alert_prefix", _ALERT_PREFIX)
-    uid_prefix = _string(source, raw, where, "uid_prefix", _UID)
-    job = _string(source, raw, where, "job", None)
-    runbook = _string(source, raw, where, "runbook", None)
-    metrics = _metrics(source, raw.get("metrics"))
-    envs = raw.get("environments", {})
-    if not isinstance(envs, dict):
-        raise _fail(source, "monitoring.environments", envs, "a table of environment tables")
-    for name, table in sorted(envs.items()):
-        if name not in config.environments:
-            raise _fail(
-                source,
-                f"monitoring.environments.{name}",
-                name,
-                "the name of an [environments.NAME] table",
-            )
-        if not isinstance(table, dict):
-            raise _fail(source, f"monitoring.environments.{name}", table, "a table")
-        _reject_unknown(source, f"monitoring.environments.{name}", table, _ENVIRONMENT_KEYS)
-    overrides: Mapping[str, Any] = envs.get(environment, {}) if environment else {}
-    abort_for_s = _duration(source, raw, where, "abort_for", "5m")
-    if "abort_for" in overrides:
-        abort_for_s = _duration(
-            source, overrides, f"monitoring.environments.{environment}", "abort_for", "5m"
-        )
+    title = r.required_string("title")
+    alert_prefix = r.required_string("alert_prefix", _ALERT_PREFIX)
+    uid_prefix = r.required_string("uid_prefix", _UID)
+    job = r.required_string("job")
+    runbook = r.required_string("runbook")
+    metrics = _metrics(r)
+    overrides = _environment_overrides(r, config, environment)
+    abort_for_s = r.duration("abort_for", _DEFAULT_ABORT_FOR_S)
+    if "abort_for" in overrides.table:
+        abort_for_s = overrides.duration("abort_for", _DEFAULT_ABORT_FOR_S)
     # A profile shortens windows; alerts still tell phases apart by the production flag states
     # (a rehearsal may run its canary at another cohort size, which must not reshuffle phases).
     phases = {
         key: replace(config.phase(key, environment), flags=config.phases[key].flags)
         for key in sorted(config.phases)
     }
-    baseline = _string(source, raw, where, "baseline_phase", None, "phase0")
-    if baseline not in phases:
-        raise _fail(
-            source,
-            "monitoring.baseline_phase",
-            baseline,
-            f"one of the phases ({', '.join(phases)})",
-        )
+    baseline = r.string("baseline_phase", "phase0")
+    r.check_phase(baseline, config.known_phases, "baseline_phase")
+    if baseline not in phases:  # built in, but no [phases.X] table: no flags tell it apart
+        r.fail("baseline_phase", baseline, f"one of the phases ({', '.join(phases)})")
     return MonitoringSettings(
         source=source,
         title=title,

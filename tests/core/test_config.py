@@ -304,6 +304,70 @@ def test_explicit_missing_config_file_is_a_usage_error(pytester: pytest.Pytester
 
 
 # --------------------------------------------------------------------------------------------
+# phase names: a typo in a phase-keyed table is an error, never a silent fall back to defaults
+
+DEFAULT_KNOWN = "phase0, phase1, phase2, phase3, phase4, phase5"
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_typo_in_environment_phase_override_is_a_usage_error(
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
+    # The reported defect: the override was dropped and phase2 went GO on the 1 h default window.
+    pytester.makefile(
+        ".toml",
+        rollout="""
+        [environments.ci]
+        [environments.ci.phases.phsae2]
+        window = "2m"
+    """,
+    )
+    pytester.makepyfile(test_gates=gate_module(gate_source("test_gate", "pass")))
+    result = run_gates(pytester, "-m", "phase2", "--rollout-env", "ci", xdist=xdist)
+    assert result.ret == 4, output(result)
+    message = result.stderr.str()
+    assert "rollout.toml" in message, message
+    assert "[environments.ci.phases.phsae2]" in message, message
+    assert f"known phases: {DEFAULT_KNOWN}" in message, message
+    assert "Traceback" not in output(result)
+
+
+def test_unknown_override_phase_names_the_table_and_every_known_phase() -> None:
+    raw = {
+        "phases": {"bake": {"window": "12h"}},
+        "environments": {"ci": {}, "staging": {"phases": {"bkae": {"window": "5m"}}}},
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, "rollout.toml")
+    assert str(info.value) == (
+        "rollout.toml: [environments.staging.phases.bkae]: 'bkae' is not a phase "
+        f"(known phases: {DEFAULT_KNOWN}, bake); fix the name or define [phases.bkae]"
+    )
+
+
+def test_overrides_of_built_in_and_defined_phases_are_accepted() -> None:
+    raw = {
+        "phases": {"bake": {"window": "12h"}},
+        "environments": {
+            "ci": {"phases": {"bake": {"window": "5m"}, "phase3": {"min_samples": 10}}}
+        },
+    }
+    config = parse_config(raw, "rollout.toml")
+    assert config.phase("bake", "ci").window_s == 300.0
+    assert config.phase("phase3", "ci").min_samples == 10
+    assert config.phase("phase3").min_samples == 1000
+    assert config.known_phases == (
+        "phase0",
+        "phase1",
+        "phase2",
+        "phase3",
+        "phase4",
+        "phase5",
+        "bake",
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Hypothesis: any TOML document is either a RolloutConfig or a ConfigError
 
 KNOWN_KEYS = [

@@ -196,6 +196,12 @@ BAD_MONITORING = [  # (text in rollout.toml, replaced by, expected in the messag
         'uid_prefix = "Engram Rollout"',
         "monitoring.uid_prefix = 'Engram Rollout'",
     ),
+    (  # a typo in a phase name: the table, the value and every phase it could have meant
+        'baseline_phase = "phase0"',
+        'baseline_phase = "phsae0"',
+        "[monitoring] baseline_phase = 'phsae0': 'phsae0' is not a phase "
+        "(known phases: phase0, phase1, phase2, phase3, phase4, phase5)",
+    ),
 ]
 
 
@@ -210,6 +216,17 @@ def test_bad_monitoring_tables_name_file_key_and_value(
     with pytest.raises(ConfigError) as info:
         load_settings(load_config(path), "ci")
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_baseline_phase_without_its_own_table_is_an_error(tmp_path: Path) -> None:
+    # phase5 stays a known (built-in) phase, but monitoring renders only phases with a table.
+    text = CONFIG.read_text().replace("[phases.phase5", "[phases.bake")
+    path = tmp_path / "rollout.toml"
+    path.write_text(text.replace('baseline_phase = "phase0"', 'baseline_phase = "phase5"'))
+    with pytest.raises(ConfigError) as info:
+        load_settings(load_config(path))
+    assert "monitoring.baseline_phase = 'phase5': expected one of the phases (" in str(info.value)
+    assert "phase5" not in str(info.value).split("expected")[1]
 
 
 def test_an_abort_threshold_without_promql_mapping_is_an_error(tmp_path: Path) -> None:
