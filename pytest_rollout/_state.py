@@ -16,6 +16,7 @@ import pytest
 if TYPE_CHECKING:  # types only: this module must not import the package at run time
     from pytest_rollout.context import RolloutContext
     from pytest_rollout.gate import GateRecord
+    from pytest_rollout.selection import Selection
 
 USER_PROPERTY = "rollout_gate"  # key of the user_properties entry carrying a gate's result
 
@@ -24,6 +25,7 @@ gate_key: pytest.StashKey[GateRecord] = pytest.StashKey()
 outcome_key = pytest.StashKey[tuple[str, str]]()  # a gate's merged (outcome, reason) so far
 marker_problem_key = pytest.StashKey[str]()  # a gate's marker misuse, raised at its setup
 view_key = pytest.StashKey["RunView"]()
+selection_key: pytest.StashKey[Selection] = pytest.StashKey()
 
 
 class RunView(Protocol):
@@ -37,6 +39,11 @@ class RunView(Protocol):
     @property
     def record(self) -> Mapping[str, Any] | None:
         """The decision record, once decided (``None`` before ``pytest_sessionfinish``)."""
+        ...
+
+    @property
+    def problems(self) -> list[str]:
+        """What went wrong around the decision (an unwritable record, a failing hook)."""
         ...
 
     def phases_asked(self) -> list[str]:

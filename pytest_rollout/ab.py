@@ -131,6 +131,13 @@ class Comparison:
     def abort_if_worse(self) -> Comparison:
         """Fail (roll back) only when proven beyond the margin; inconclusive below the minimum
         n; pass otherwise."""
+        if self.gate is not None and self.gate.kind != "abort":
+            # Without the marker a proven regression would only HOLD: never roll back silently.
+            raise RuntimeError(
+                f"{self.gate.nodeid} calls abort_if_worse() but is not marked "
+                "@pytest.mark.abort: add the marker so a proven regression is an ABORT, or use "
+                "require() for a success criterion"
+            )
         self._observe("abort")
         if self._too_few():
             inconclusive(f"{self.metric}: {self.explanation}")

@@ -59,6 +59,8 @@ class PhaseConfig:
     flags: Mapping[str, FlagValue] = field(default_factory=dict)
     rollback: Mapping[str, FlagValue] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # gate-name keyword -> why this environment cannot decide those gates (environment only)
+    waived: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,20 @@ def _flag_state(reader: TableReader | None) -> dict[str, FlagValue]:
     return state
 
 
+def _waivers(reader: TableReader | None) -> dict[str, str]:
+    """``[environments.E.phases.P.waive]``: gate-name keyword = why E cannot decide it."""
+    if reader is None:
+        return {}
+    out: dict[str, str] = {}
+    for key, value in reader.items():
+        if not _IDENT.match(key):
+            reader.fail(key, value, "a gate-name keyword of letters, digits and underscores")
+        if not isinstance(value, str) or not value.strip():
+            reader.fail(key, value, "the reason this environment cannot decide these gates")
+        out[key] = value.strip()
+    return out
+
+
 def _thresholds(reader: TableReader | None) -> dict[str, float]:
     if reader is None:
         return {}
@@ -385,11 +401,14 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                     present = [k for k in o.table if k in _PHASE_OVERRIDABLE]  # keep file order
                     parsed = _phase_fields(o, phases.get(phase_key))
                     flag_state = _flag_state(o.sub("flags"))
+                    waived = _waivers(o.sub("waive"))
                     o.finish()
                     names = {"window": "window_s", "duration": "duration_s"}
                     overrides[phase_key] = {
                         names.get(k, k): parsed[names.get(k, k)] for k in present
                     }
+                    if waived:
+                        overrides[phase_key]["waived"] = waived
                     if flag_state:
                         # Only the named flags change; the phase's other flags stand.
                         base_flags = phases[phase_key].flags if phase_key in phases else {}

@@ -6,10 +6,12 @@ Module functions only wire things up: the run's state lives in :class:`RolloutSe
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ from pytest_rollout._state import (
     gate_payload,
     marker_problem_key,
     outcome_key,
+    selection_key,
     view_key,
 )
 from pytest_rollout.config import DEFAULT_PHASES, ConfigError, find_config, load_config
@@ -31,7 +34,9 @@ from pytest_rollout.durations import parse_duration
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.instants import parse_instant
 from pytest_rollout.outcomes import Inconclusive
+from pytest_rollout.records import shout, unfinished_record, write_record
 from pytest_rollout.report import register as register_report
+from pytest_rollout.selection import Selection, waiver_for
 from pytest_rollout.session import RolloutSession, merge_wins
 from pytest_rollout.settings import (
     ENV_ENV,
@@ -72,18 +77,30 @@ __all__ = [  # the option strings tests and docs import from here
 # options
 
 
-def _duration_option(value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{OPT_WINDOW}: {exc}") from None
+FUTURE_TOLERANCE_S = 60.0  # clock skew between this machine and Prometheus we accept
 
 
-def _instant_option(value: str) -> float:
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{OPT_AT}: {exc}") from None
+def _validated_times(config: pytest.Config) -> tuple[float | None, float | None]:
+    """(--rollout-at, --rollout-window) in seconds; checked here, not by argparse, so that a bad
+    value still replaces the previous run's decision record with a HOLD."""
+    at_text, window_text = config.getoption("rollout_at"), config.getoption("rollout_window")
+    at = window = None
+    if at_text is not None:
+        try:
+            at = parse_instant(str(at_text))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{OPT_AT}: {exc}") from None
+        if at > time.time() + FUTURE_TOLERANCE_S:
+            raise pytest.UsageError(
+                f"{OPT_AT}: {at_text} is in the future: a decision can only be made on data that "
+                "exists; leave it out to evaluate now"
+            )
+    if window_text is not None:
+        try:
+            window = parse_duration(str(window_text))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{OPT_WINDOW}: {exc}") from None
+    return at, window
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,7 +130,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_AT,
         dest="rollout_at",
         metavar="TIME",
-        type=_instant_option,
         help="evaluate as of this instant (RFC 3339 or unix seconds); default: now, "
         "pinned once per run. Re-use a report's value to reproduce its decision",
     )
@@ -121,7 +137,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         OPT_WINDOW,
         dest="rollout_window",
         metavar="DURATION",
-        type=_duration_option,
         help="override every phase's evaluation window, e.g. 30m or 7d",
     )
     group.addoption(
@@ -171,6 +186,37 @@ def _ini_and_cli(config: pytest.Config) -> tuple[dict[str, object | None], dict[
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        _configure(config)
+    except pytest.UsageError as exc:
+        if not hasattr(config, "workerinput"):
+            _record_usage_error(config, str(exc))
+        raise
+
+
+def _record_usage_error(config: pytest.Config, message: str) -> None:
+    """Usage errors end the run before the session exists: the record still says HOLD."""
+    path = config.getoption("rollout_decision_json")
+    if not path:
+        return
+    record = unfinished_record(
+        phase="+".join(_phases_in(str(config.getoption("markexpr") or ""))) or "unspecified",
+        reason=f"no decision: usage error (exit 4): {message}",
+        at=time.time(),
+        environment=None,
+        extra={},
+    )
+    _, problem = write_record(path, record, uuid.uuid4().hex[:12])
+    if problem:
+        shout(problem)
+
+
+def _phases_in(markexpr: str) -> list[str]:
+    return [k for k in DEFAULT_PHASES if re.search(rf"\b{re.escape(k)}\b", markexpr)]
+
+
+def _configure(config: pytest.Config) -> None:
+    at_option, window_option = _validated_times(config)
     config_path = config.getoption("rollout_config") or config.getini("rollout_config")
     cli, ini = _ini_and_cli(config)
     try:
@@ -196,15 +242,14 @@ def pytest_configure(config: pytest.Config) -> None:
         at = float(workerinput["rollout_at"])  # the controller pinned it; every worker agrees
         run_id = str(workerinput["rollout_run_id"])
     else:
-        at_option = config.getoption("rollout_at")
-        at = float(at_option) if at_option is not None else float(int(time.time()))
+        at = at_option if at_option is not None else float(int(time.time()))
         run_id = uuid.uuid4().hex[:12]
 
     context = RolloutContext(
         config=rollout_config,
         environment=settings.environment,
         at=at,
-        window_override_s=config.getoption("rollout_window"),
+        window_override_s=window_option,
         prometheus_url=settings.prometheus_url,
         flags_uri=settings.flags,
         on_abort=config.getoption("rollout_on_abort") or "none",
@@ -261,8 +306,38 @@ def _gate_of(item: pytest.Item) -> GateRecord:
     return item.stash[gate_key]
 
 
+def _is_gate_run(config: pytest.Config) -> bool:
+    """Gates ran from a rollout config, or a phase was asked for: markers are then strict."""
+    context = config.stash[context_key]
+    return context.config.source != "<defaults>" or bool(
+        _phases_in(str(config.getoption("markexpr") or ""))
+    )
+
+
+def _unknown_markers(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """A gate marker typo (``@pytest.mark.abrot``) must not turn an abort trigger into a
+    criterion with only a warning: every marker on a gate must be registered."""
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    problems = []
+    for item in items:
+        for marker in item.iter_markers():
+            if marker.name not in known:
+                close = difflib.get_close_matches(marker.name, sorted(known), n=1)
+                hint = f" (did you mean @pytest.mark.{close[0]}?)" if close else ""
+                message = (
+                    f"{item.nodeid}: unknown marker @pytest.mark.{marker.name}{hint}; gate "
+                    "markers are strict: register it under `markers` in the pytest settings "
+                    "or fix the name"
+                )
+                problems.append(message)
+                item.stash[marker_problem_key] = message
+    return problems
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: see every gate of every phase
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Markers with arguments are a usage error, found before any gate runs."""
+    """Markers with arguments are a usage error, found before any gate runs; note every
+    phase gate (for partial-run detection) and leave out the gates the environment waives."""
     problems = []
     for item in items:
         try:
@@ -271,9 +346,57 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             problems.append(str(exc))
             item.stash[gate_key] = GateRecord(nodeid=item.nodeid)
             item.stash[marker_problem_key] = str(exc)
+    if _is_gate_run(config):
+        problems += _unknown_markers(config, items)
     # On an xdist worker a UsageError here is an INTERNALERROR: the gate errors at setup instead.
     if problems and not hasattr(config, "workerinput"):
         raise pytest.UsageError("pytest-rollout: " + "; ".join(problems))
+    context = config.stash[context_key]
+    selection = config.stash.setdefault(selection_key, Selection())
+    selection.named_by_node_id = any("::" in str(arg) for arg in config.args)
+    kept, waived = [], []
+    for item in items:
+        phase = item.stash[gate_key].phase
+        if phase is None:
+            kept.append(item)
+            continue
+        selection.phase_of[item.nodeid] = phase
+        reason = waiver_for(item.name, context.phase(phase).config.waived)
+        if reason is None:
+            kept.append(item)
+        else:
+            selection.waived[item.nodeid] = reason
+            waived.append(item)
+    if waived:
+        items[:] = kept
+        config.hook.pytest_deselected(items=waived)
+
+
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    if items:
+        selection = items[0].config.stash.setdefault(selection_key, Selection())
+        selection.deselected.update(item.nodeid for item in items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """Send the worker's selection to the controller; keep a decided exit status when a report
+    plugin (pytest-html writing to an unwritable path) fails after the decision."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # xdist worker -> controller: what collection left out
+        selection = session.config.stash.get(selection_key, Selection())
+        workeroutput["rollout_selection"] = json.dumps(selection.to_json())
+    try:
+        return (yield)
+    except Exception as exc:
+        view = session.config.stash.get(view_key, None)
+        if view is None or view.record is None:
+            raise
+        shout(
+            f"writing a report failed after the decision: {type(exc).__name__}: {exc}; "
+            f"the exit status ({session.exitstatus}) still follows the decision"
+        )
+        return None
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

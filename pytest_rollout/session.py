@@ -8,19 +8,25 @@ the report plugins read.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_rollout._state import gate_payload
+from pytest_rollout._state import gate_payload, selection_key
 from pytest_rollout.config import DEFAULT_PHASES
 from pytest_rollout.context import RolloutContext
 from pytest_rollout.decision import Decision, GateResult, build_record, decide
 from pytest_rollout.instants import rfc3339
+from pytest_rollout.records import (
+    UNFINISHED,
+    clear_stale_record,
+    shout,
+    unfinished_record,
+    write_record,
+)
+from pytest_rollout.selection import Selection, partial_reason
 from pytest_rollout.settings import OPT_FLAGS
 
 
@@ -38,6 +44,8 @@ class RolloutSession:
         self.actions: list[dict[str, Any]] = []
         self.flags_before: dict[str, Any] = {}
         self.flags_after: dict[str, Any] = {}
+        self.problems: list[str] = []  # what went wrong around the decision (shown, never hidden)
+        self.selection = config.stash.setdefault(selection_key, Selection())
 
     # -- which run is a rollout run -------------------------------------------------------
     def phases_asked(self) -> list[str]:
@@ -65,6 +73,10 @@ class RolloutSession:
         return "+".join(phases) if phases else "unspecified"
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # A previous run's GO must not outlive this run, whatever way this run ends.
+        problem = clear_stale_record(self.config.getoption("rollout_decision_json"))
+        if problem:
+            self._problem(problem)
         if self.context.flags_uri:
             self.flags_before = self._snapshot()
 
@@ -101,14 +113,34 @@ class RolloutSession:
         ]
 
     # -- deciding -----------------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist: what each worker's collection saw and left out (see selection.py)."""
+        data = getattr(node, "workeroutput", {}).get("rollout_selection")
+        if data:
+            self.selection.merge(json.loads(data))
+
     @pytest.hookimpl(tryfirst=True)  # decide before pytest-html and the terminal write reports
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.active:
             return
-        if exitstatus in (2, 3, 4):  # interrupted, internal error, usage error keep their codes
+        if exitstatus in UNFINISHED:  # interrupted, internal error, usage error keep their codes
+            self._record_unfinished(int(exitstatus))
             return
         gates = self.gate_results()
         self.decision, self.reason = decide(gates)
+        extra: dict[str, Any] = {"context": dict(self.context.describe())}
+        partial = self.selection.partial(self._decided_phases(), self.results)
+        if partial is not None:
+            extra["partial"] = partial
+            why = partial_reason(self.phase_name, partial)
+            if self.decision is Decision.GO:
+                self.decision, self.reason = Decision.HOLD, why
+            elif self.decision is Decision.HOLD:
+                self.reason = f"{why}; {self.reason}"
+        waived = {n: r for n, r in self.selection.waived.items() if n not in self.results}
+        if waived:
+            extra["waived"] = waived
         if self.decision is Decision.ABORT and self.context.on_abort == "rollback":
             self._rollback()
         if self.decision is Decision.ABORT:
@@ -130,17 +162,45 @@ class RolloutSession:
             gates=gates,
             flags={"before": self.flags_before, "after": self.flags_after},
             actions=self.actions,
-            extra={"context": dict(self.context.describe())},
+            extra=extra,
         )
-        self.config.hook.pytest_rollout_decision(config=self.config, record=self.record)
+        # The exit status follows the decision whatever fails below (a hook, the record's disk).
+        session.exitstatus = self.decision.exit_status
+        try:
+            self.config.hook.pytest_rollout_decision(config=self.config, record=self.record)
+        except Exception as exc:
+            self._problem(f"a pytest_rollout_decision hook failed: {type(exc).__name__}: {exc}")
+        self._write(self.record)
+
+    def _decided_phases(self) -> list[str]:
+        return self.phases_asked() or [r["phase"] for r in self.results.values() if r["phase"]]
+
+    def _write(self, record: dict[str, Any]) -> None:
         path = self.config.getoption("rollout_decision_json")
         if path:
-            out = Path(path)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_suffix(out.suffix + ".tmp")
-            tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True) + "\n")
-            os.replace(tmp, out)
-        session.exitstatus = self.decision.exit_status
+            _, problem = write_record(path, record, self.context.run_id)
+            if problem:
+                self._problem(problem)
+
+    def _problem(self, message: str) -> None:
+        self.problems.append(message)
+        shout(message)
+
+    def _record_unfinished(self, exitstatus: int) -> None:
+        """Exit 2/3/4 keep pytest's code; the record still says HOLD and why."""
+        self.reason = (
+            f"no decision: the run ended with exit {exitstatus}, {UNFINISHED[exitstatus]}; "
+            "fix it and run the phase again"
+        )
+        self._write(
+            unfinished_record(
+                phase=self.phase_name,
+                reason=self.reason,
+                at=self.context.at,
+                environment=self.context.environment,
+                extra={"context": dict(self.context.describe())},
+            )
+        )
 
     def _rollback(self) -> None:
         phase = self.phase_name

@@ -114,6 +114,12 @@ class HtmlReport:
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
     ) -> None:
+        for problem in reversed(self.view.problems):
+            prefix.insert(
+                0,
+                f'<p class="rollout-problem"><strong>pytest-rollout: ERROR:</strong> '
+                f"{self.renderer.esc(problem)}</p>",
+            )
         if self.record is None:
             return
         prefix.insert(0, self.renderer.banner(self._banner_view(self.record)))
