@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.flags.audit import AuditLog
-from pytest_rollout.flags.flagd_file import default_audit_path, read_flags
+from pytest_rollout.flags.flagd_file import default_audit_path
+from pytest_rollout.flags.flagd_store import read_flags
 from tests.flags.helpers import TOKEN, AdminServerState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,12 +9,9 @@ import pytest
 
 from pytest_rollout.flags.audit import AuditLog, ChangeContext
 from pytest_rollout.flags.base import FlagState, FlagValueError, UnknownFlagError
-from pytest_rollout.flags.flagd_file import (
-    CHANGE_ID_KEY,
-    FlagdFileController,
-    apply_changes,
-    read_flags,
-)
+from pytest_rollout.flags.flagd_file import FlagdFileController
+from pytest_rollout.flags.flagd_format import CHANGE_ID_KEY
+from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 from pytest_rollout.flags.verify import SAMPLE_SPACE_IDS, cohort_tolerance_pp, verify_flagd_file
 
 

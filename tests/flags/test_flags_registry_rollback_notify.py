@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.flags.audit import AuditLog, ChangeContext
-from pytest_rollout.flags.flagd_file import FlagdFileController, read_flags
+from pytest_rollout.flags.flagd_file import FlagdFileController
+from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.flags.http import HttpFlagController
 from pytest_rollout.flags.notify import build_message, notify_webhook
 from pytest_rollout.flags.registry import (
