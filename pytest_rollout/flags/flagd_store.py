@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -101,6 +102,24 @@ def _fsync_directory(directory: Path) -> None:
         os.close(dir_fd)
 
 
+def _refuse_read_only(path: Path) -> None:
+    """Raise FlagBackendError unless the flag file itself may be written.
+
+    ``os.replace`` needs only a writable directory, and root passes every ``os.access`` check,
+    so the file's own owner-write bit is what tells us someone meant it not to change.
+    """
+    mode = os.stat(path).st_mode
+    if mode & stat.S_IWUSR and os.access(path, os.W_OK):
+        return
+    shown = os.fspath(path)
+    why = "is read-only" if not mode & stat.S_IWUSR else "is not writable by this user"
+    raise FlagBackendError(
+        f"flag file {shown!r} {why} (mode {stat.S_IMODE(mode):04o}): refusing to replace it. "
+        f"Run 'chmod u+w {shown}' if its flags are meant to change, or point "
+        "--flags at a writable flag file"
+    )
+
+
 def lock_path(path: str | os.PathLike[str]) -> str:
     return os.fspath(path) + ".lock"
 
@@ -144,6 +163,8 @@ def locked_update(
                 metadata[CHANGE_ID_KEY] = change_id
             if before_replace is not None:
                 before_replace(document, before, after)
+            # After the audit lines, like any failed write: the refused attempt is on record.
+            _refuse_read_only(target)
             _remove_orphaned_temp_files(target)
             write_document_atomically(target, new_document)
             if after_replace is not None:

@@ -117,6 +117,21 @@ def test_bad_input_exits_2_with_a_clear_message(
     assert flag_file.read_bytes() == before
 
 
+def test_a_read_only_flag_file_exits_3_and_says_how_to_fix_it(flag_file: Path) -> None:
+    uri = f"flagd-file:{flag_file}"
+    flag_file.chmod(0o444)
+    before = flag_file.read_bytes()
+    for args in (
+        ("set", "concept_formation", "on", "--reason", "shadow"),
+        ("rollback", "--state", "blended_recall=0", "--reason", "p99 regression"),
+    ):
+        done = rollout(*args, uri=uri)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+        assert f"chmod u+w {flag_file}" in done.stderr and "--flags" in done.stderr
+        assert "verified" not in done.stdout
+    assert flag_file.read_bytes() == before
+
+
 def test_missing_uri_and_unknown_scheme_exit_2() -> None:
     assert "ROLLOUT_FLAGS" in rollout("get").stderr
     done = rollout("get", uri="unleash://x")
