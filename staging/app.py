@@ -36,7 +36,7 @@ from pytest_rollout.flags.base import (
     FlagState,
     FlagValueError,
 )
-from pytest_rollout.flags.flagd_file import apply_changes, read_flags
+from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 from staging import validation
 from staging.chaos import Chaos, ChaosError, ChaosSpec
 from staging.embeddings import embed

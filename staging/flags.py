@@ -21,12 +21,8 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent
 
 from pytest_rollout.flags.base import FlagError
-from pytest_rollout.flags.flagd_file import (
-    SCHEMA_URL,
-    cohort_definition,
-    read_flags,
-    write_document_atomically,
-)
+from pytest_rollout.flags.flagd_format import SCHEMA_URL, cohort_definition
+from pytest_rollout.flags.flagd_store import read_flags, write_document_atomically
 
 FlagKind = Literal["boolean", "cohort", "number"]
 DUAL_MEMORY = "dual_memory_types"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_rollout.flags.flagd_file import read_flags
+from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.plugin import OPT_DECISION_JSON, OPT_FLAGS, OPT_ON_ABORT
 
 FLAG_FILE = {

@@ -14,7 +14,10 @@ The crash rule: change lines are appended and fsync'd *before* the change can ta
 change that took effect always has its lines.  A crash in between can leave change lines for a
 change that never took effect; :func:`reconcile` tells them apart (an outcome line, else the
 change id the flag file carries and the ``parent`` chain, see ``docs/flags.md``).  A torn last
-line (crash mid-append) is ignored: its change cannot have taken effect.
+line (crash mid-append) is ignored: its change cannot have taken effect.  The next append ends it
+and adds a ``"kind": "repair"`` line naming it, so it stays recognised.  Any other line that is
+not an audit record is reported by :meth:`AuditLog.scan` with its line number, never skipped
+silently: a change written there would otherwise vanish from the history.
 """
 
 from __future__ import annotations
@@ -97,6 +100,41 @@ class AuditedChange:
         return {name: entry["after"] for name, entry in self.flags.items()}
 
 
+@dataclass(frozen=True)
+class CorruptLine:
+    """A line of the audit log that is not an audit record (and not a recognised torn tail)."""
+
+    line: int  # 1-based, as an editor shows it
+    reason: str
+    text: str  # the start of the line, for the operator to find it
+
+
+@dataclass(frozen=True)
+class AuditScan:
+    """The parseable records of the log, in order, and the lines that could not be used."""
+
+    records: tuple[dict[str, Any], ...]
+    corrupt: tuple[CorruptLine, ...]
+
+
+def repair_record(line: int) -> dict[str, Any]:
+    """The line that marks line ``line`` as a torn tail ended by a later append."""
+    return {
+        "kind": "repair",
+        "line": line,
+        "time": utc_now(),
+        "message": f"line {line} was torn by a crash mid-append and is ignored",
+    }
+
+
+def _parse(line: bytes) -> tuple[object, bool]:
+    """(value, True) for a JSON line, (None, False) otherwise."""
+    try:
+        return json.loads(line), True
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, False
+
+
 @dataclass
 class AuditLog:
     """An append-only JSON-lines file; appends are serialised by ``<path>.lock`` and fsync'd."""
@@ -116,7 +154,7 @@ class AuditLog:
             with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout_s):
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    self._heal_torn_tail(fd)
+                    data = self._torn_tail_repair(fd) + data
                     written = 0
                     while written < len(data):
                         written += os.write(fd, data[written:])
@@ -130,33 +168,62 @@ class AuditLog:
         except OSError as exc:
             raise FlagBackendError(f"cannot append to audit log {str(self.path)!r}: {exc}") from exc
 
-    def _heal_torn_tail(self, fd: int) -> None:
-        # A crash mid-append leaves a last line without "\n"; end it so the next record parses.
+    def _torn_tail_repair(self, fd: int) -> bytes:
+        """What to write before the next records: nothing, or the end of a torn last line.
+
+        A crash mid-append leaves a last line without "\n"; it is ended so the next record
+        parses, and a repair line names it so :meth:`scan` keeps telling it from corruption.
+        """
         size = os.fstat(fd).st_size
         if size == 0:
-            return
+            return b""
         with open(self.path, "rb") as handle:
             handle.seek(size - 1)
-            if handle.read(1) != b"\n":
-                os.write(fd, b"\n")
+            if handle.read(1) == b"\n":
+                return b""  # the usual case: no need to read the whole log
+            handle.seek(0)
+            content = handle.read(size)
+        if _parse(content.rsplit(b"\n", 1)[-1])[1]:
+            return b"\n"  # the crash came just before the newline: the record is whole
+        repair = repair_record(content.count(b"\n") + 1)
+        return b"\n" + json.dumps(repair, allow_nan=False).encode("utf-8") + b"\n"
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every parseable record in order; torn or foreign lines are skipped."""
+    def scan(self) -> AuditScan:
+        """Every parseable record in order, and every other line with its line number.
+
+        A torn last line (no newline, not JSON) is a crash mid-append, as is a line a repair
+        line names: neither is reported.  Blank lines carry nothing and are not reported.
+        """
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return []
+            return AuditScan((), ())
         except OSError as exc:
             raise FlagBackendError(f"cannot read audit log {str(self.path)!r}: {exc}") from exc
-        records = []
-        for line in raw.splitlines():
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+        lines = raw.split(b"\n")  # the last item is b"" when the file ends with a newline
+        records: list[dict[str, Any]] = []
+        problems: list[CorruptLine] = []
+        repaired: set[int] = set()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
                 continue
-            if isinstance(record, dict) and isinstance(record.get("id"), str):
-                records.append(record)
-        return records
+            value, is_json = _parse(line)
+            if not is_json:
+                if number < len(lines):  # the unterminated last line is a torn append
+                    problems.append(CorruptLine(number, "not valid JSON", _shown(line)))
+            elif isinstance(value, dict) and _is_repair(value):
+                repaired.add(value["line"])
+            elif isinstance(value, dict) and isinstance(value.get("id"), str):
+                records.append(value)
+            else:
+                reason = 'not an audit record (a JSON object with a string "id")'
+                problems.append(CorruptLine(number, reason, _shown(line)))
+        corrupt = tuple(p for p in problems if p.line not in repaired)
+        return AuditScan(tuple(records), corrupt)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every parseable record in order; :meth:`scan` also says which lines were unusable."""
+        return list(self.scan().records)
 
     def changes(
         self,
@@ -172,6 +239,16 @@ class AuditLog:
             current_change_id=current_change_id,
             current_state=current_state,
         )
+
+
+def _is_repair(record: Mapping[str, Any]) -> bool:
+    line = record.get("line")
+    return record.get("kind") == "repair" and isinstance(line, int) and not isinstance(line, bool)
+
+
+def _shown(line: bytes, limit: int = 80) -> str:
+    text = line.decode("utf-8", errors="replace")
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def change_records(

@@ -2,7 +2,9 @@
 
 Exit status: 0 verified success (or a dry run / read that worked); 1 the change was written but
 could not be verified, or a rollback failed; 2 bad input (unknown flag, wrong type, bad percent,
-missing --reason or URI, unknown audit id); 3 the backend could not be read or written.
+missing --reason or URI, unknown audit id); 3 the backend could not be read or written;
+4 ``history --strict`` found audit log lines that are not audit records (each is also reported
+on stderr with its line number, with or without --strict).
 A written rollback is announced on the communication plan's webhook; the notification is best
 effort and never changes the exit status.
 """
@@ -22,6 +24,7 @@ EXIT_OK = 0
 EXIT_UNVERIFIED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_AUDIT_CORRUPT = 4
 URI_ENV = "ROLLOUT_FLAGS"
 AUDIT_ENV = "ROLLOUT_FLAGS_AUDIT_LOG"
 CONFIG_ENV = "ROLLOUT_CONFIG"
@@ -85,7 +88,8 @@ def add_parser(subparsers: Any) -> None:
         description="Read and change feature flags; every change is audited and verified by "
         "reading it back.",
         epilog="Exit status: 0 verified, 1 not verified / rollback failed, 2 bad input, "
-        "3 backend unreachable. Operator guide: docs/flags.md",
+        "3 backend unreachable, 4 corrupt audit log line (history --strict). "
+        "Operator guide: docs/flags.md",
     )
     _common_options(parser, suppress=False)
     actions = parser.add_subparsers(dest="flags_command", metavar="ACTION", required=True)
@@ -105,6 +109,12 @@ def add_parser(subparsers: Any) -> None:
     cohort.add_argument("percent", help="0..100 (e.g. 5, 2.5, 25%%)")
     history = action("history", "show the audit log, newest last")
     history.add_argument("--limit", type=int, default=20, metavar="N", help="last N changes")
+    history.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit {EXIT_AUDIT_CORRUPT} if a line of the audit log is not an audit record "
+        "(it is reported on stderr either way)",
+    )
     rollback = action("rollback", "restore the state before an audited change, or a given state")
     target = rollback.add_mutually_exclusive_group(required=True)
     target.add_argument("--to", metavar="AUDIT_ID", help="restore the values before this change")
@@ -374,6 +384,7 @@ def _parse_state(items: list[str]) -> dict[str, bool | float]:
 def _state_before(controller: Any, change_id: str) -> dict[str, bool | float]:
     from pytest_rollout.flags.base import FlagValueError
 
+    _warn_corrupt_lines(controller)  # a line lost there may be part of the change to undo
     for change in controller.history(read_backend=True):
         if change.id == change_id:
             if change.status in ("not-applied", "failed"):
@@ -386,8 +397,28 @@ def _state_before(controller: Any, change_id: str) -> dict[str, bool | float]:
     raise FlagValueError(f"no change with audit id {change_id!r} in {controller.audit.path}")
 
 
+def _warn_corrupt_lines(controller: Any) -> int:
+    """Report every unusable audit log line on stderr; return how many there are."""
+    audit = getattr(controller, "audit", None)
+    if audit is None:
+        return 0
+    corrupt = audit.scan().corrupt
+    for bad in corrupt:
+        print(
+            f"rollout flags: warning: audit log {str(audit.path)!r} line {bad.line} is "
+            f"{bad.reason}, so whatever it recorded is missing from this history: {bad.text!r}. "
+            "Repair or restore that line; 'history --strict' exits "
+            f"{EXIT_AUDIT_CORRUPT} while it is there",
+            file=sys.stderr,
+        )
+    return len(corrupt)
+
+
 def _history(controller: Any, args: argparse.Namespace) -> int:
     changes = controller.history(read_backend=True)
+    status = EXIT_OK
+    if _warn_corrupt_lines(controller) and args.strict:
+        status = EXIT_AUDIT_CORRUPT
     if args.limit > 0:
         changes = changes[-args.limit :]
     if args.as_json:
@@ -404,7 +435,7 @@ def _history(controller: Any, args: argparse.Namespace) -> int:
             for c in changes
         ]
         print(json.dumps(rows, indent=2))
-        return EXIT_OK
+        return status
     if not changes:
         print("no audited changes")
     for change in changes:
@@ -414,4 +445,4 @@ def _history(controller: Any, args: argparse.Namespace) -> int:
         )
         print(f"{change.id}  {change.time}  {change.actor:<12} {change.status:<11} {moves}")
         print(f"    reason: {change.reason}")
-    return EXIT_OK
+    return status

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_rollout.flags.base import FlagState, FlagValue, FlagVerificationError
-from pytest_rollout.flags.flagd_file import CHANGE_ID_KEY
+from pytest_rollout.flags.flagd_format import CHANGE_ID_KEY
 
 SAMPLE_SIZE = 4000
 # Fixed, so a verification is reproducible: the same percent always gives the same share.

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.flags.base import FlagValueError
-from pytest_rollout.flags.flagd_file import SCHEMA_URL, apply_changes, cohort_definition, read_flags
+from pytest_rollout.flags.flagd_format import SCHEMA_URL, cohort_definition
+from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 from pytest_rollout.flags.http import ADMIN_PATH
 
 TOKEN = "s3cret-token-for-tests-only"

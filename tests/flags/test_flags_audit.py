@@ -40,11 +40,49 @@ def test_append_writes_whole_lines_and_heals_a_torn_tail(tmp_path: Path) -> None
     log.append(change("a", None, 0, 5))
     with (tmp_path / "audit.jsonl").open("ab") as handle:
         handle.write(b'{"kind": "change", "id": "torn", "fl')  # a crash mid-append
+    assert log.scan().corrupt == ()  # a torn last line is recognised, not reported
     log.append(change("b", "a", 5, 25))
     lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert json.loads(lines[2]) | {"time": "t"} == {
+        "kind": "repair",
+        "line": 2,
+        "time": "t",
+        "message": "line 2 was torn by a crash mid-append and is ignored",
+    }
+    assert json.loads(lines[3])["parent"] == "a"
     assert [r["id"] for r in log.records()] == ["a", "b"]
-    assert json.loads(lines[2])["parent"] == "a"
+    assert log.scan().corrupt == ()  # healed: still recognised, now by its repair line
+
+
+def test_a_whole_record_cut_just_before_its_newline_is_kept_without_a_repair_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    path.write_bytes(json.dumps(change("a", None, 0, 5)[0]).encode())  # crash before "\n"
+    log.append(change("b", "a", 5, 25))
+    assert [json.loads(line)["kind"] for line in path.read_bytes().splitlines()] == ["change"] * 2
+    assert [r["id"] for r in log.records()] == ["a", "b"] and log.scan().corrupt == ()
+
+
+def test_a_corrupt_middle_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append([*change("a", None, 0, 5), outcome_record("a", "verified", "")])
+    log.append(change("b", "a", 5, 25))
+    log.append([outcome_record("b", "verified", ""), *change("c", "b", 25, 50)])
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"after": 25', b'"after": 2\x00')  # bit rot in b's line
+    lines.insert(4, b"[1, 2]\n")  # valid JSON, but no audit record either
+    path.write_bytes(b"".join(lines))
+    scan = log.scan()
+    assert [c.id for c in log.changes()] == ["a", "c"]  # b is lost from the history ...
+    assert [(bad.line, bad.reason) for bad in scan.corrupt] == [  # ... but said, with where
+        (3, "not valid JSON"),
+        (5, 'not an audit record (a JSON object with a string "id")'),
+    ]
+    assert '"id": "b"' in scan.corrupt[0].text
 
 
 def test_every_change_line_carries_the_required_fields(tmp_path: Path) -> None:

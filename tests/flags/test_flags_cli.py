@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_rollout.flags.audit import AuditLog
-from pytest_rollout.flags.flagd_file import default_audit_path, read_flags
+from pytest_rollout.flags.audit import AuditLog, ChangeContext, change_records, outcome_record
+from pytest_rollout.flags.base import FlagState
+from pytest_rollout.flags.flagd_file import default_audit_path
+from pytest_rollout.flags.flagd_store import read_flags
 from tests.flags.helpers import TOKEN, AdminServerState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +117,77 @@ def test_bad_input_exits_2_with_a_clear_message(
     assert done.returncode == 2
     assert message in done.stderr
     assert flag_file.read_bytes() == before
+
+
+def test_a_read_only_flag_file_exits_3_and_says_how_to_fix_it(flag_file: Path) -> None:
+    uri = f"flagd-file:{flag_file}"
+    flag_file.chmod(0o444)
+    before = flag_file.read_bytes()
+    for args in (
+        ("set", "concept_formation", "on", "--reason", "shadow"),
+        ("rollback", "--state", "blended_recall=0", "--reason", "p99 regression"),
+    ):
+        done = rollout(*args, uri=uri)
+        assert done.returncode == 3, (args, done.stdout, done.stderr)
+        assert f"chmod u+w {flag_file}" in done.stderr and "--flags" in done.stderr
+        assert "verified" not in done.stdout
+    assert flag_file.read_bytes() == before
+
+
+def audited_change(change_id: str, parent: str | None, before: float, after: float) -> list[Any]:
+    cohort = "blended_recall"
+    return [
+        *change_records(
+            change_id,
+            ChangeContext(actor="oncall-alice"),
+            backend="flagd-file:flags.json",
+            reason=f"ramp {after}",
+            before={cohort: FlagState(cohort, "cohort", before)},
+            after={cohort: FlagState(cohort, "cohort", after)},
+            flags=[cohort],
+            parent=parent,
+        ),
+        outcome_record(change_id, "verified", ""),
+    ]
+
+
+def test_history_reports_a_corrupt_middle_line_and_strict_fails_on_it(flag_file: Path) -> None:
+    uri = f"flagd-file:{flag_file}"
+    audit = default_audit_path(flag_file)
+    log = AuditLog(audit)
+    for change_id, parent, before, after in (
+        ("a", None, 0, 5),
+        ("b", "a", 5, 25),
+        ("c", "b", 25, 50),
+    ):
+        log.append(audited_change(change_id, parent, before, after))
+    lines = audit.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2][:40] + b"\n"  # b's change line, cut short by a bad hand edit
+    audit.write_bytes(b"".join(lines))
+
+    shown = rollout("history", uri=uri)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("reason: ramp") == 2  # only a and c can be shown ...
+    assert f"audit log {str(audit)!r} line 3" in shown.stderr  # ... and the gap is reported
+    assert "--strict" in shown.stderr
+    strict = rollout("history", "--strict", "--json", uri=uri)
+    assert strict.returncode == 4, strict.stderr
+    assert [row["id"] for row in json.loads(strict.stdout)] == ["a", "c"]
+    assert "line 3" in strict.stderr
+
+
+def test_history_strict_accepts_a_torn_last_line(flag_file: Path) -> None:
+    uri = f"flagd-file:{flag_file}"
+    audit = default_audit_path(flag_file)
+    AuditLog(audit).append(audited_change("a", None, 0, 5))
+    with audit.open("ab") as handle:
+        handle.write(b'{"kind": "change", "id": "b", "fl')  # a crash mid-append
+    done = rollout("history", "--strict", uri=uri)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    AuditLog(audit).append(audited_change("c", "a", 5, 25))  # heals the torn line
+    done = rollout("history", "--strict", uri=uri)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.count("reason: ramp") == 2
 
 
 def test_missing_uri_and_unknown_scheme_exit_2() -> None:

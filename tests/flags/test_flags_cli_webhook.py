@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_rollout.flags.flagd_file import read_flags
+from pytest_rollout.flags.flagd_store import read_flags
 from tests.flags.helpers import (
     TOKEN,
     AdminServerState,

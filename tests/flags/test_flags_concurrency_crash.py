@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.flags.audit import AuditLog
-from pytest_rollout.flags.flagd_file import CHANGE_ID_KEY, default_audit_path, read_flags
+from pytest_rollout.flags.flagd_file import default_audit_path
+from pytest_rollout.flags.flagd_format import CHANGE_ID_KEY
+from pytest_rollout.flags.flagd_store import read_flags
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +40,7 @@ for value in values:
 STOPPER = """
 import sys, time
 from pathlib import Path
-from pytest_rollout.flags import flagd_file
+from pytest_rollout.flags import flagd_file, flagd_store
 from pytest_rollout.flags.audit import ChangeContext
 flag_file, where, ready = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 
@@ -47,7 +49,7 @@ def park(*args, **kwargs):
     time.sleep(60)
 
 if where == "before-replace":  # the new file is written and fsync'd, not yet renamed
-    flagd_file.os.replace = park
+    flagd_store.os.replace = park
 else:  # after the new file is in place, before read-back and the outcome line
     flagd_file.FlagdFileController._verify_states = park
 ctl = flagd_file.FlagdFileController.from_uri(

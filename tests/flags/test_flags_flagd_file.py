@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.flags.audit import AuditLog, ChangeContext
-from pytest_rollout.flags.base import FlagState, FlagValueError, UnknownFlagError
-from pytest_rollout.flags.flagd_file import (
-    CHANGE_ID_KEY,
-    FlagdFileController,
-    apply_changes,
-    read_flags,
+from pytest_rollout.flags.base import (
+    FlagBackendError,
+    FlagState,
+    FlagValueError,
+    UnknownFlagError,
 )
+from pytest_rollout.flags.flagd_file import FlagdFileController
+from pytest_rollout.flags.flagd_format import CHANGE_ID_KEY
+from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 from pytest_rollout.flags.verify import SAMPLE_SPACE_IDS, cohort_tolerance_pp, verify_flagd_file
 
 
@@ -188,3 +190,23 @@ def test_explicit_audit_log_path_is_used(flag_file: Path, tmp_path: Path) -> Non
     )
     controller.set("semantic_weight", 0.4, reason="tune")
     assert [c.status for c in AuditLog(audit).changes()] == ["verified"]
+
+
+def test_a_read_only_flag_file_is_refused_even_as_root(
+    file_controller: FlagdFileController, flag_file: Path, audit_path: Path
+) -> None:
+    # Root may replace any file in a writable directory; the mode bits are what say "do not".
+    flag_file.chmod(0o444)
+    before = flag_file.read_bytes()
+    with pytest.raises(FlagBackendError) as refused:
+        file_controller.set("blended_recall", 50, reason="ramp")
+    message = str(refused.value)
+    assert repr(str(flag_file)) in message
+    assert f"chmod u+w {flag_file}" in message and "--flags" in message
+    assert flag_file.read_bytes() == before
+    assert flag_file.stat().st_mode & 0o777 == 0o444
+    [change] = AuditLog(audit_path).changes()
+    assert change.status == "failed" and "chmod u+w" in change.message
+    with pytest.raises(FlagBackendError, match="chmod u[+]w"):
+        apply_changes(flag_file, {"blended_recall": 50})  # the staging service's unaudited path
+    assert flag_file.read_bytes() == before

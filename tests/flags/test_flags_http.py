@@ -15,7 +15,7 @@ from pytest_rollout.flags.base import (
     FlagVerificationError,
     UnknownFlagError,
 )
-from pytest_rollout.flags.flagd_file import read_flags
+from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.flags.http import HttpFlagController
 from tests.flags.helpers import TOKEN, AdminServerState
 

@@ -10,13 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rollout.flags.flagd_file import (
-    SCHEMA_URL,
-    apply_changes,
-    cohort_definition,
-    parse_flags,
-    read_flags,
-)
+from pytest_rollout.flags.flagd_format import SCHEMA_URL, cohort_definition, parse_flags
+from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
 percents = st.one_of(

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.flags.audit import AuditLog, ChangeContext
-from pytest_rollout.flags.flagd_file import FlagdFileController, read_flags
+from pytest_rollout.flags.flagd_file import FlagdFileController
+from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.flags.http import HttpFlagController
 from pytest_rollout.flags.notify import build_message, notify_webhook
 from pytest_rollout.flags.registry import (
@@ -93,6 +94,19 @@ def test_rollback_to_an_unknown_flag_fails_loudly_with_the_current_state(
     assert "blended_recal" in result.message
     assert "'blended_recall': 5.0" in result.message  # what state the flags are in now
     assert result.to_json()["result"] == "failed"
+
+
+def test_rollback_onto_a_read_only_flag_file_reports_failed_not_verified(
+    file_controller: FlagdFileController, flag_file: Path
+) -> None:
+    file_controller.set("blended_recall", 5, reason="canary")
+    flag_file.chmod(0o444)
+    result = perform_rollback(file_controller, {"blended_recall": 0}, reason="ABORT phase2")
+    assert not result.ok
+    assert result.to_json()["result"] == "failed"
+    assert "ROLLBACK FAILED" in result.message and f"chmod u+w {flag_file}" in result.message
+    assert "'blended_recall': 5.0" in result.message  # the state the flags are really in
+    assert read_flags(flag_file)["blended_recall"].value == 5.0
 
 
 def test_rollback_against_an_unreachable_service_says_the_state_is_unknown(
