@@ -6,9 +6,13 @@ Each function is one success criterion or abort trigger over the A/B comparison 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_rollout import inconclusive
+
+if TYPE_CHECKING:
+    # types only: the fixture classes load when the gates run, as they would without annotations
+    from pytest_rollout import AB, Flags, Gate, Phase, Prom, Rollout
 
 LATENCY = "engram_recall_duration_seconds"
 CONFIDENCE = "engram_recall_confidence"
@@ -17,7 +21,7 @@ REQUESTS = "engram_recall_total"
 COHORT_FLAG = "blended_recall"
 
 
-def cohort_flag_matches_phase(flags: Any, phase: Any, gate: Any) -> None:
+def cohort_flag_matches_phase(flags: Flags, phase: Phase, gate: Gate) -> None:
     expected = phase.config.flags.get(COHORT_FLAG)
     if expected is None:
         inconclusive(f"[phases.{phase.key}.flags] has no {COHORT_FLAG}: nothing to compare")
@@ -31,7 +35,7 @@ def cohort_flag_matches_phase(flags: Any, phase: Any, gate: Any) -> None:
     )
 
 
-def enough_queries_per_group(prom: Any, phase: Any, rollout: Any, gate: Any) -> None:
+def enough_queries_per_group(prom: Prom, phase: Phase, rollout: Rollout, gate: Gate) -> None:
     cfg = rollout.config
     window = f"{int(phase.window_s)}s"
     query = f"sum by ({cfg.group_label}) (increase({REQUESTS}[{window}]))"
@@ -52,7 +56,7 @@ def enough_queries_per_group(prom: Any, phase: Any, rollout: Any, gate: Any) -> 
         )
 
 
-def no_sample_ratio_mismatch(ab: Any, phase: Any) -> None:
+def no_sample_ratio_mismatch(ab: AB, phase: Phase) -> None:
     percent = phase.config.cohort_percent
     if percent is None:
         inconclusive(f"[phases.{phase.key}] has no cohort_percent: cannot check the split")
@@ -60,37 +64,37 @@ def no_sample_ratio_mismatch(ab: Any, phase: Any) -> None:
     ab.srm("engram_active_spaces", expected={"control": 1 - share, "treatment": share}).require()
 
 
-def p99_latency_within_margin(ab: Any, phase: Any) -> None:
+def p99_latency_within_margin(ab: AB, phase: Phase) -> None:
     ab.quantile_delta(LATENCY, q=0.99, margin=phase.threshold("p99_delta_margin_s")).require()
 
 
-def p50_latency_within_margin(ab: Any, phase: Any) -> None:
+def p50_latency_within_margin(ab: AB, phase: Phase) -> None:
     ab.quantile_delta(LATENCY, q=0.50, margin=phase.threshold("p50_delta_margin_s")).require()
 
 
-def error_rate_within_margin(ab: Any, phase: Any) -> None:
+def error_rate_within_margin(ab: AB, phase: Phase) -> None:
     ab.proportion_delta(
         ERRORS, REQUESTS, margin=phase.threshold("error_rate_delta_margin")
     ).require()
 
 
-def confidence_within_margin(ab: Any, phase: Any) -> None:
+def confidence_within_margin(ab: AB, phase: Phase) -> None:
     ab.mean_delta(
         CONFIDENCE, margin=phase.threshold("confidence_delta_margin"), worse="either"
     ).require()
 
 
-def abort_on_p99_regression(ab: Any, phase: Any) -> None:
+def abort_on_p99_regression(ab: AB, phase: Phase) -> None:
     ab.quantile_delta(LATENCY, q=0.99, margin=phase.threshold("p99_delta_abort_s")).abort_if_worse()
 
 
-def abort_on_error_rate_rise(ab: Any, phase: Any) -> None:
+def abort_on_error_rate_rise(ab: AB, phase: Phase) -> None:
     ab.proportion_delta(
         ERRORS, REQUESTS, margin=phase.threshold("error_rate_delta_abort")
     ).abort_if_worse()
 
 
-def abort_on_confidence_drop(ab: Any, phase: Any) -> None:
+def abort_on_confidence_drop(ab: AB, phase: Phase) -> None:
     ab.mean_delta(
         CONFIDENCE, margin=phase.threshold("confidence_drop_abort"), worse="lower"
     ).abort_if_worse()

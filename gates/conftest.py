@@ -8,12 +8,46 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 import requests
 
 from pytest_rollout import inconclusive
+
+if TYPE_CHECKING:
+    # types only: the soak runner loads when a soak gate runs, not when the gates are collected
+    from pytest_rollout import Rollout
+    from pytest_rollout.load.runner import SoakResult
+
+
+# A JSON object the gates pass on or ignore; the answers they read have their own types below.
+JsonObject = dict[str, Any]
+
+
+class RecallHit(TypedDict):
+    """One result of ``POST /api/v1/spaces/{space}/recall`` (the keys the gates read)."""
+
+    text: str
+
+
+class RecallAnswer(TypedDict):
+    """The answer of ``POST /api/v1/spaces/{space}/recall`` (the keys the gates read)."""
+
+    group: str  # the cohort the service put the space in: "control" or "treatment"
+    results: list[RecallHit]
+
+
+class SpaceIntegrity(TypedDict):
+    """One space of ``GET /api/v1/dual_memory/integrity`` (the keys the gates read)."""
+
+    episodes: int
+
+
+class Integrity(TypedDict):
+    """The answer of ``GET /api/v1/dual_memory/integrity`` (the keys the gates read)."""
+
+    spaces: dict[str, SpaceIntegrity]
 
 
 class Engram:
@@ -26,10 +60,11 @@ class Engram:
             self._session.headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, json: JsonObject | None = None) -> Any:
+        """The decoded JSON answer, unchecked: each public method states the shape it expects."""
         try:
             response = self._session.request(
-                method, self.url + path, timeout=self.timeout_s, **kwargs
+                method, self.url + path, timeout=self.timeout_s, json=json
             )
         except requests.RequestException as exc:
             inconclusive(
@@ -43,35 +78,45 @@ class Engram:
             )
         return response.json()
 
-    def health(self) -> Any:
-        return self._call("GET", "/health")
+    def health(self) -> JsonObject:
+        answer: JsonObject = self._call("GET", "/health")
+        return answer
 
-    def status(self) -> Any:
-        return self._call("GET", "/api/v1/dual_memory/status")
+    def status(self) -> JsonObject:
+        answer: JsonObject = self._call("GET", "/api/v1/dual_memory/status")
+        return answer
 
-    def integrity(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/api/v1/dual_memory/integrity")
-        return result
+    def integrity(self) -> Integrity:
+        answer: Integrity = self._call("GET", "/api/v1/dual_memory/integrity")
+        return answer
 
-    def chaos(self, *, latency_ms: float, error_rate: float, duration_s: float) -> Any:
-        return self._call(
+    def chaos(self, *, latency_ms: float, error_rate: float, duration_s: float) -> JsonObject:
+        answer: JsonObject = self._call(
             "POST",
             "/api/v1/admin/chaos",
             json={"latency_ms": latency_ms, "error_rate": error_rate, "duration_s": duration_s},
         )
+        return answer
 
-    def clear_chaos(self) -> Any:
-        return self._call("DELETE", "/api/v1/admin/chaos")
+    def clear_chaos(self) -> JsonObject:
+        answer: JsonObject = self._call("DELETE", "/api/v1/admin/chaos")
+        return answer
 
-    def remember(self, space: str, text: str) -> Any:
-        return self._call("POST", f"/api/v1/spaces/{space}/episodes", json={"text": text})
+    def remember(self, space: str, text: str) -> JsonObject:
+        answer: JsonObject = self._call(
+            "POST", f"/api/v1/spaces/{space}/episodes", json={"text": text}
+        )
+        return answer
 
-    def recall(self, space: str, query: str, k: int = 5) -> Any:
-        return self._call("POST", f"/api/v1/spaces/{space}/recall", json={"query": query, "k": k})
+    def recall(self, space: str, query: str, k: int = 5) -> RecallAnswer:
+        answer: RecallAnswer = self._call(
+            "POST", f"/api/v1/spaces/{space}/recall", json={"query": query, "k": k}
+        )
+        return answer
 
 
 @pytest.fixture(scope="session")
-def engram(rollout: Any) -> Iterator[Engram]:
+def engram(rollout: Rollout) -> Iterator[Engram]:
     """The memory service under rollout: ENGRAM_URL, else ``service_url`` of the environment."""
     url = os.environ.get("ENGRAM_URL") or rollout.env.service_url
     if not url:
@@ -86,7 +131,7 @@ def engram(rollout: Any) -> Iterator[Engram]:
 
 
 @pytest.fixture(scope="session")
-def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def soak_result(rollout: Rollout, tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
     """The phase 0 soak, run once for the soak gates.
 
     ROLLOUT_SOAK_RESULT names the results JSON of a soak already run (``rollout soak ... --out``,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # types only: the fixture classes load when the gates run, as they would without annotations
+    from pytest_rollout import Gate, Phase, Prom
 
 # name -> labels every series of it must carry (besides job/instance)
 CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
@@ -26,7 +30,7 @@ CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-def require_no_episodes_lost(prom: Any, phase: Any, gate: Any) -> None:
+def require_no_episodes_lost(prom: Prom, phase: Phase, gate: Gate) -> None:
     """RPO 0: the stored-episode count never falls below its peak in the window."""
     w = f"{int(phase.window_s)}s"
     now = prom.value("sum(engram_episodes)")

@@ -8,6 +8,8 @@ whether formation is healthy. Abort triggers roll back with --rollout-on-abort=r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from pytest_rollout import inconclusive
@@ -15,16 +17,22 @@ from pytest_rollout.stats import quantile_bounds
 
 from contract import require_no_episodes_lost
 
+if TYPE_CHECKING:
+    # types only: the fixture classes load when the gates run, as they would without annotations
+    from pytest_rollout import Baseline, Flags, Gate, Phase, Prom
+
 pytestmark = pytest.mark.phase1
 
 FORMATION = "engram_concept_formation_duration_seconds"
 
 
-def _window(phase) -> str:
+def _window(phase: Phase) -> str:
     return f"{int(phase.window_s)}s"
 
 
-def test_recall_does_not_use_concepts_yet(prom, flags, phase, gate):
+def test_recall_does_not_use_concepts_yet(
+    prom: Prom, flags: Flags, phase: Phase, gate: Gate
+) -> None:
     w = _window(phase)
     treatment = prom.value(
         f'sum(increase(engram_recall_total{{group="treatment"}}[{w}])) or vector(0)'
@@ -37,7 +45,7 @@ def test_recall_does_not_use_concepts_yet(prom, flags, phase, gate):
     assert treatment == 0, f"{treatment:.0f} recalls used blended recall during shadow mode"
 
 
-def test_concepts_and_bindings_are_being_formed(prom, phase, gate):
+def test_concepts_and_bindings_are_being_formed(prom: Prom, phase: Phase, gate: Gate) -> None:
     w = _window(phase)
     formed = prom.value(f"sum(increase(engram_concepts_formed_total[{w}]))")
     bound = prom.value(f"sum(increase(engram_bindings_created_total[{w}]))")
@@ -54,7 +62,7 @@ def test_concepts_and_bindings_are_being_formed(prom, phase, gate):
     )
 
 
-def test_concept_formation_p99_under_100ms(prom, phase, gate):
+def test_concept_formation_p99_under_100ms(prom: Prom, phase: Phase, gate: Gate) -> None:
     w = _window(phase)
     query = f"sum by (le) (increase({FORMATION}_bucket[{w}]))"
     buckets = sorted((float(s.labels["le"]), s.value) for s in prom.vector(query))
@@ -84,7 +92,7 @@ def test_concept_formation_p99_under_100ms(prom, phase, gate):
     )
 
 
-def test_recall_p99_within_5pct_of_baseline(baseline, phase):
+def test_recall_p99_within_5pct_of_baseline(baseline: Baseline, phase: Phase) -> None:
     baseline.check(
         metrics=("p99 latency",),
         window_s=phase.window_s,
@@ -92,7 +100,7 @@ def test_recall_p99_within_5pct_of_baseline(baseline, phase):
     )
 
 
-def test_memory_overhead_under_10pct_of_baseline(baseline, phase):
+def test_memory_overhead_under_10pct_of_baseline(baseline: Baseline, phase: Phase) -> None:
     baseline.check(
         metrics=("RSS",),
         window_s=phase.window_s,
@@ -100,7 +108,7 @@ def test_memory_overhead_under_10pct_of_baseline(baseline, phase):
     )
 
 
-def test_cpu_overhead_under_5pct_of_baseline(baseline, phase):
+def test_cpu_overhead_under_5pct_of_baseline(baseline: Baseline, phase: Phase) -> None:
     baseline.check(
         metrics=("CPU",),
         window_s=phase.window_s,
@@ -109,7 +117,7 @@ def test_cpu_overhead_under_5pct_of_baseline(baseline, phase):
 
 
 @pytest.mark.abort
-def test_abort_on_concept_formation_errors(prom, phase, gate):
+def test_abort_on_concept_formation_errors(prom: Prom, phase: Phase, gate: Gate) -> None:
     errors = prom.value(f"sum(increase(engram_concept_formation_errors_total[{_window(phase)}]))")
     limit = phase.threshold("formation_errors_max")
     gate.observe(metric="formation errors", observed=errors, threshold=limit, unit="errors")
@@ -120,11 +128,13 @@ def test_abort_on_concept_formation_errors(prom, phase, gate):
 
 
 @pytest.mark.abort
-def test_abort_when_episode_count_drops(prom, phase, gate):
+def test_abort_when_episode_count_drops(prom: Prom, phase: Phase, gate: Gate) -> None:
     require_no_episodes_lost(prom, phase, gate)
 
 
-def _abort_if_proven_over(baseline, phase, gate, metric, threshold):
+def _abort_if_proven_over(
+    baseline: Baseline, phase: Phase, gate: Gate, metric: str, threshold: str
+) -> None:
     limit = phase.threshold(threshold)
     comparison = baseline.compare(window_s=phase.window_s, margin=limit / 100)
     (row,) = [r for r in comparison.rows if r.metric == metric]
@@ -146,10 +156,14 @@ def _abort_if_proven_over(baseline, phase, gate, metric, threshold):
 
 
 @pytest.mark.abort
-def test_abort_when_memory_overhead_exceeds_20pct(baseline, phase, gate):
+def test_abort_when_memory_overhead_exceeds_20pct(
+    baseline: Baseline, phase: Phase, gate: Gate
+) -> None:
     _abort_if_proven_over(baseline, phase, gate, "RSS", "rss_overhead_pct_abort")
 
 
 @pytest.mark.abort
-def test_abort_when_cpu_overhead_exceeds_10pct(baseline, phase, gate):
+def test_abort_when_cpu_overhead_exceeds_10pct(
+    baseline: Baseline, phase: Phase, gate: Gate
+) -> None:
     _abort_if_proven_over(baseline, phase, gate, "CPU", "cpu_overhead_pct_abort")

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_rollout import inconclusive
 
 import canary
+
+if TYPE_CHECKING:
+    # types only: the fixture classes load when the gates run, as they would without annotations
+    from conftest import Engram
+    from pytest_rollout import AB, Flags, Gate, Phase, Prom, Rollout
 
 STEPS = pytest.mark.parametrize(
     "step",
@@ -29,46 +36,50 @@ STEPS = pytest.mark.parametrize(
 pytestmark = STEPS
 
 
-def test_cohort_flag_is_at_the_step_percent(step, flags, phase, gate):
+def test_cohort_flag_is_at_the_step_percent(
+    step: str, flags: Flags, phase: Phase, gate: Gate
+) -> None:
     canary.cohort_flag_matches_phase(flags, phase, gate)
 
 
-def test_at_least_min_samples_queries_per_group(step, prom, phase, rollout, gate):
+def test_at_least_min_samples_queries_per_group(
+    step: str, prom: Prom, phase: Phase, rollout: Rollout, gate: Gate
+) -> None:
     canary.enough_queries_per_group(prom, phase, rollout, gate)
 
 
-def test_no_sample_ratio_mismatch_between_cohorts(step, ab, phase):
+def test_no_sample_ratio_mismatch_between_cohorts(step: str, ab: AB, phase: Phase) -> None:
     canary.no_sample_ratio_mismatch(ab, phase)
 
 
-def test_p99_latency_not_worse_than_control_by_10ms(step, ab, phase):
+def test_p99_latency_not_worse_than_control_by_10ms(step: str, ab: AB, phase: Phase) -> None:
     canary.p99_latency_within_margin(ab, phase)
 
 
-def test_p50_latency_not_worse_than_control_by_5ms(step, ab, phase):
+def test_p50_latency_not_worse_than_control_by_5ms(step: str, ab: AB, phase: Phase) -> None:
     canary.p50_latency_within_margin(ab, phase)
 
 
-def test_error_rate_not_worse_than_control_by_0_1pp(step, ab, phase):
+def test_error_rate_not_worse_than_control_by_0_1pp(step: str, ab: AB, phase: Phase) -> None:
     canary.error_rate_within_margin(ab, phase)
 
 
-def test_recall_confidence_within_0_05_of_control(step, ab, phase):
+def test_recall_confidence_within_0_05_of_control(step: str, ab: AB, phase: Phase) -> None:
     canary.confidence_within_margin(ab, phase)
 
 
 @pytest.mark.abort
-def test_abort_when_p99_regresses_over_20ms(step, ab, phase):
+def test_abort_when_p99_regresses_over_20ms(step: str, ab: AB, phase: Phase) -> None:
     canary.abort_on_p99_regression(ab, phase)
 
 
 @pytest.mark.abort
-def test_abort_when_error_rate_rises_over_0_1pp(step, ab, phase):
+def test_abort_when_error_rate_rises_over_0_1pp(step: str, ab: AB, phase: Phase) -> None:
     canary.abort_on_error_rate_rise(ab, phase)
 
 
 @pytest.mark.abort
-def test_abort_when_confidence_drops_over_0_10(step, ab, phase):
+def test_abort_when_confidence_drops_over_0_10(step: str, ab: AB, phase: Phase) -> None:
     canary.abort_on_confidence_drop(ab, phase)
 
 
@@ -79,9 +90,9 @@ PROBE_SPACES = [f"space-{i:04d}" for i in range(200)]
 PROBE_QUERY = "what do we remember about the rollout"
 
 
-def _probe(engram, spaces):
+def _probe(engram: Engram, spaces: Iterable[str]) -> dict[str, tuple[float, str | None]]:
     """Recall once in each space: {space: (seconds, group the service put it in)}."""
-    seen = {}
+    seen: dict[str, tuple[float, str | None]] = {}
     for space in spaces:
         started = time.perf_counter()
         answer = engram.recall(space, PROBE_QUERY)
@@ -90,7 +101,9 @@ def _probe(engram, spaces):
 
 
 @pytest.mark.abort
-def test_abort_when_chaos_drill_does_not_recover(step, engram, flags, phase, gate):
+def test_abort_when_chaos_drill_does_not_recover(
+    step: str, engram: Engram, flags: Flags, phase: Phase, gate: Gate
+) -> None:
     """Inject latency into treatment, see it, flag off, see recovery within the RTO, no loss."""
     chaos_s = phase.threshold("chaos_latency_ms") / 1000.0
     rto_s = phase.threshold("rollback_seconds_max")

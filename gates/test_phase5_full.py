@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,18 +22,22 @@ from pytest_rollout.stats import proportion_estimate
 import canary
 from contract import require_no_episodes_lost
 
+if TYPE_CHECKING:
+    # types only: the fixture classes load when the gates run, as they would without annotations
+    from pytest_rollout import Baseline, Flags, Gate, Phase, Prom, Rollout
+
 pytestmark = pytest.mark.phase5
 
 
-def _window(phase) -> str:
+def _window(phase: Phase) -> str:
     return f"{int(phase.window_s)}s"
 
 
-def test_all_spaces_on_blended_recall(flags, phase, gate):
+def test_all_spaces_on_blended_recall(flags: Flags, phase: Phase, gate: Gate) -> None:
     canary.cohort_flag_matches_phase(flags, phase, gate)
 
 
-def test_error_rate_under_0_1pct_over_the_hold(prom, phase, gate):
+def test_error_rate_under_0_1pct_over_the_hold(prom: Prom, phase: Phase, gate: Gate) -> None:
     w = _window(phase)
     errors = prom.value(f"sum(increase({canary.ERRORS}[{w}]))")
     total = prom.value(f"sum(increase({canary.REQUESTS}[{w}]))")
@@ -58,11 +63,11 @@ def test_error_rate_under_0_1pct_over_the_hold(prom, phase, gate):
     )
 
 
-def test_no_episodes_lost_over_the_hold(prom, phase, gate):
+def test_no_episodes_lost_over_the_hold(prom: Prom, phase: Phase, gate: Gate) -> None:
     require_no_episodes_lost(prom, phase, gate)
 
 
-def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):
+def test_p99_latency_within_5pct_of_phase0_baseline(baseline: Baseline, phase: Phase) -> None:
     baseline.check(
         metrics=("p99 latency",),
         window_s=phase.window_s,
@@ -70,7 +75,9 @@ def test_p99_latency_within_5pct_of_phase0_baseline(baseline, phase):
     )
 
 
-def test_post_rollout_summary_written(prom, phase, rollout, gate, pytestconfig):
+def test_post_rollout_summary_written(
+    prom: Prom, phase: Phase, rollout: Rollout, gate: Gate, pytestconfig: pytest.Config
+) -> None:
     w = _window(phase)
     figures = {
         "recall p50 (s)": f"histogram_quantile(0.5, sum by (le) (increase("
