@@ -23,6 +23,7 @@ from contract import CONTRACT_METRICS
 if TYPE_CHECKING:
     # types only: the fixture classes load when the gates run, as they would without annotations
     from conftest import Engram
+
     from pytest_rollout import Baseline, Gate, Phase, Prom, Rollout
     from pytest_rollout.load.runner import SoakResult
 

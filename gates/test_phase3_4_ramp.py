@@ -23,6 +23,7 @@ import canary
 if TYPE_CHECKING:
     # types only: the fixture classes load when the gates run, as they would without annotations
     from conftest import Engram
+
     from pytest_rollout import AB, Flags, Gate, Phase, Prom, Rollout
 
 STEPS = pytest.mark.parametrize(

@@ -235,17 +235,14 @@ class Rehearsal:
             ],
             "save the pre-rollout baseline",
         )
-        # The 24-hour soak is judged from its saved results (ROLLOUT_SOAK_RESULT, runbook
-        # phase 0); a rehearsal cannot prove RSS growth under 1 %/h in seconds, so it skips it.
-        self.gates("phase0", "phase0", "GO", "-k", "not soak")
+        # The ci profile waives the 24-hour soak gates in rollout.toml (a rehearsal cannot
+        # prove RSS growth under 1 %/h in seconds); the record lists them as waived.
+        self.gates("phase0", "phase0", "GO")
 
         self.set_phase_flags("phase1")
         self.wait_window("phase1")
-        # Shadow mode's +5 % CPU criterion cannot be decided reliably in two minutes on this
-        # tiny service: its overhead measures +3.5-5 % (formation plus data growing under the
-        # traffic), so the interval straddles the limit in about one run in three. The +10 %
-        # abort trigger still runs; production evaluates the criterion over its 1 h window.
-        self.gates("phase1", "phase1", "GO", "-k", "not cpu_overhead_under")
+        # The ci profile waives shadow mode's +5 % CPU criterion in rollout.toml, with why.
+        self.gates("phase1", "phase1", "GO")
 
         self.set_phase_flags("phase2")
         self.wait_window("phase2")
