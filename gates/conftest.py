@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from pytest_rollout import inconclusive
+
+if TYPE_CHECKING:
+    from pytest_rollout.load.result import SoakResult
 
 
 class Engram:
@@ -86,7 +89,7 @@ def engram(rollout: Any) -> Iterator[Engram]:
 
 
 @pytest.fixture(scope="session")
-def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
     """The phase 0 soak, run once for the soak gates.
 
     ROLLOUT_SOAK_RESULT names the results JSON of a soak already run (``rollout soak ... --out``,
@@ -95,7 +98,9 @@ def soak_result(rollout: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """
     from pathlib import Path
 
-    from pytest_rollout.load.runner import SoakConfig, SoakResult, SoakRunner
+    from pytest_rollout.load.result import SoakResult
+    from pytest_rollout.load.runner import SoakRunner
+    from pytest_rollout.load.soak_config import SoakConfig
 
     saved = os.environ.get("ROLLOUT_SOAK_RESULT")
     if saved:
