@@ -29,6 +29,8 @@ from pytest_rollout.report import register as register_report
 
 if TYPE_CHECKING:
     from pytest_rollout.flags.base import FlagController
+    from pytest_rollout.load.baseline import BaselineComparator
+    from pytest_rollout.load.runner import SoakRunner
     from pytest_rollout.metrics.prometheus import PromQuery
 
 # Option strings: tests and docs import these instead of spelling them again.
@@ -404,7 +406,7 @@ def flags(rollout: RolloutContext) -> FlagController:
 
 
 @pytest.fixture
-def soak(tmp_path: Path) -> Any:
+def soak(tmp_path: Path) -> SoakRunner:
     """Runs Locust soaks in a subprocess: ``soak.run(SoakConfig(...))`` -> SoakResult."""
     from pytest_rollout.load.runner import SoakRunner
 
@@ -412,7 +414,7 @@ def soak(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> Any:
+def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> BaselineComparator:
     """Compares the gate's window with a saved baseline (``rollout baseline save``).
 
     The file: ROLLOUT_BASELINE, else ``baseline`` of the environment in rollout.toml.
