@@ -27,7 +27,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pytest_rollout.load.runner import SoakConfig, SoakRunner  # noqa: E402
+from pytest_rollout.load.runner import SoakRunner  # noqa: E402
+from pytest_rollout.load.soak_config import SoakConfig  # noqa: E402
 
 LOCUSTFILE = """
 from locust import FastHttpUser, constant, task

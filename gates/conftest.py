@@ -18,7 +18,7 @@ from pytest_rollout import inconclusive
 if TYPE_CHECKING:
     # types only: the soak runner loads when a soak gate runs, not when the gates are collected
     from pytest_rollout import Rollout
-    from pytest_rollout.load.runner import SoakResult
+    from pytest_rollout.load.result import SoakResult
 
 
 # A JSON object the gates pass on or ignore; the answers they read have their own types below.
@@ -140,7 +140,9 @@ def soak_result(rollout: Rollout, tmp_path_factory: pytest.TempPathFactory) -> S
     """
     from pathlib import Path
 
-    from pytest_rollout.load.runner import SoakConfig, SoakResult, SoakRunner
+    from pytest_rollout.load.result import SoakResult
+    from pytest_rollout.load.runner import SoakRunner
+    from pytest_rollout.load.soak_config import SoakConfig
 
     saved = os.environ.get("ROLLOUT_SOAK_RESULT")
     if saved:

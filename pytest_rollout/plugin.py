@@ -6,9 +6,7 @@ Module functions only wire things up: the run's state lives in :class:`RolloutSe
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import time
 import uuid
 from collections.abc import Generator, Sequence
@@ -29,10 +27,12 @@ from pytest_rollout._state import (
     view_key,
 )
 from pytest_rollout.config import DEFAULT_PHASES, ConfigError, find_config, load_config
-from pytest_rollout.context import PhaseView, RolloutContext
+from pytest_rollout.context import RolloutContext
 from pytest_rollout.durations import parse_duration
+from pytest_rollout.fixtures import ab, baseline, flags, gate, phase, prom, rollout, soak
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.instants import parse_instant
+from pytest_rollout.marks import gate_of, is_gate_run, phases_in, unknown_markers
 from pytest_rollout.outcomes import Inconclusive
 from pytest_rollout.records import shout, unfinished_record, write_record
 from pytest_rollout.report import register as register_report
@@ -55,13 +55,17 @@ from pytest_rollout.settings import (
 )
 
 if TYPE_CHECKING:
-    from pytest_rollout.ab import AB
-    from pytest_rollout.flags.base import FlagController
-    from pytest_rollout.load.baseline import BaselineComparator
-    from pytest_rollout.load.runner import SoakRunner
-    from pytest_rollout.metrics.prometheus import PromQuery
+    pass
 
-__all__ = [  # the option strings tests and docs import from here
+__all__ = [  # the fixtures pytest finds here, and the option strings tests and docs import
+    "ab",
+    "baseline",
+    "flags",
+    "gate",
+    "phase",
+    "prom",
+    "rollout",
+    "soak",
     "OPT_AT",
     "OPT_CONFIG",
     "OPT_DECISION_JSON",
@@ -200,7 +204,7 @@ def _record_usage_error(config: pytest.Config, message: str) -> None:
     if not path:
         return
     record = unfinished_record(
-        phase="+".join(_phases_in(str(config.getoption("markexpr") or ""))) or "unspecified",
+        phase="+".join(phases_in(str(config.getoption("markexpr") or ""))) or "unspecified",
         reason=f"no decision: usage error (exit 4): {message}",
         at=time.time(),
         environment=None,
@@ -209,10 +213,6 @@ def _record_usage_error(config: pytest.Config, message: str) -> None:
     _, problem = write_record(path, record, uuid.uuid4().hex[:12])
     if problem:
         shout(problem)
-
-
-def _phases_in(markexpr: str) -> list[str]:
-    return [k for k in DEFAULT_PHASES if re.search(rf"\b{re.escape(k)}\b", markexpr)]
 
 
 def _configure(config: pytest.Config) -> None:
@@ -276,64 +276,6 @@ def pytest_configure_node(node: Any) -> None:
 # gates: kind, phase, outcome
 
 
-def _phase_of(item: pytest.Item, context: RolloutContext) -> str | None:
-    known = set(DEFAULT_PHASES) | set(context.config.phases)
-    for marker in item.iter_markers():
-        if marker.name in known:
-            if marker.args or marker.kwargs:
-                raise pytest.UsageError(
-                    f"{item.nodeid}: @pytest.mark.{marker.name} takes no arguments"
-                )
-            return marker.name
-    return None
-
-
-def _kind_of(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("abort")
-    if marker is None:
-        return "criterion"
-    if marker.args or marker.kwargs:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.abort takes no arguments")
-    return "abort"
-
-
-def _gate_of(item: pytest.Item) -> GateRecord:
-    if gate_key not in item.stash:
-        context = item.config.stash[context_key]
-        item.stash[gate_key] = GateRecord(
-            nodeid=item.nodeid, kind=_kind_of(item), phase=_phase_of(item, context)
-        )
-    return item.stash[gate_key]
-
-
-def _is_gate_run(config: pytest.Config) -> bool:
-    """Gates ran from a rollout config, or a phase was asked for: markers are then strict."""
-    context = config.stash[context_key]
-    return context.config.source != "<defaults>" or bool(
-        _phases_in(str(config.getoption("markexpr") or ""))
-    )
-
-
-def _unknown_markers(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
-    """A gate marker typo (``@pytest.mark.abrot``) must not turn an abort trigger into a
-    criterion with only a warning: every marker on a gate must be registered."""
-    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
-    problems = []
-    for item in items:
-        for marker in item.iter_markers():
-            if marker.name not in known:
-                close = difflib.get_close_matches(marker.name, sorted(known), n=1)
-                hint = f" (did you mean @pytest.mark.{close[0]}?)" if close else ""
-                message = (
-                    f"{item.nodeid}: unknown marker @pytest.mark.{marker.name}{hint}; gate "
-                    "markers are strict: register it under `markers` in the pytest settings "
-                    "or fix the name"
-                )
-                problems.append(message)
-                item.stash[marker_problem_key] = message
-    return problems
-
-
 @pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: see every gate of every phase
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers with arguments are a usage error, found before any gate runs; note every
@@ -341,13 +283,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     problems = []
     for item in items:
         try:
-            _gate_of(item)
+            gate_of(item)
         except pytest.UsageError as exc:
             problems.append(str(exc))
             item.stash[gate_key] = GateRecord(nodeid=item.nodeid)
             item.stash[marker_problem_key] = str(exc)
-    if _is_gate_run(config):
-        problems += _unknown_markers(config, items)
+    if is_gate_run(config):
+        problems += unknown_markers(config, items)
     # On an xdist worker a UsageError here is an INTERNALERROR: the gate errors at setup instead.
     if problems and not hasattr(config, "workerinput"):
         raise pytest.UsageError("pytest-rollout: " + "; ".join(problems))
@@ -437,7 +379,7 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    gate = _gate_of(item)
+    gate = gate_of(item)
     outcome, reason = _outcome(report, call)
     if outcome == "inconclusive" and not report.skipped:
         report.longrepr = f"INCONCLUSIVE: {reason}"
@@ -472,104 +414,3 @@ def pytest_report_teststatus(
     ):
         return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture(scope="session")
-def rollout(pytestconfig: pytest.Config) -> RolloutContext:
-    """The run's shared context: config, environment, pinned instant, backends."""
-    return pytestconfig.stash[context_key]
-
-
-@pytest.fixture
-def gate(request: pytest.FixtureRequest) -> GateRecord:
-    """This gate's record: call ``gate.observe(metric=..., observed=..., threshold=...)``."""
-    return _gate_of(request.node)
-
-
-@pytest.fixture
-def phase(request: pytest.FixtureRequest, rollout: RolloutContext) -> PhaseView:
-    """Settings of the phase this gate is marked with (window, min samples, thresholds)."""
-    key = _phase_of(request.node, rollout)
-    if key is None:
-        raise LookupError(
-            f"{request.node.nodeid} has no phase marker; add e.g. "
-            "@pytest.mark.phase2 (or pytestmark = pytest.mark.phase2)"
-        )
-    return rollout.phase(key)
-
-
-@pytest.fixture
-def prom(rollout: RolloutContext, gate: GateRecord) -> PromQuery:
-    """Prometheus at the pinned instant; empty, NaN, stale or failing queries -> inconclusive."""
-    from pytest_rollout.metrics.prometheus import PromQuery
-
-    return PromQuery(rollout.prometheus(), gate)
-
-
-@pytest.fixture(scope="session")
-def flags(rollout: RolloutContext) -> FlagController:
-    """The flag backend of this environment (read flags, snapshot; changes are audited)."""
-    return rollout.flag_controller()
-
-
-@pytest.fixture
-def soak(tmp_path: Path) -> SoakRunner:
-    """Runs Locust soaks in a subprocess: ``soak.run(SoakConfig(...))`` -> SoakResult."""
-    from pytest_rollout.load.runner import SoakRunner
-
-    return SoakRunner(tmp_path / "soak")
-
-
-@pytest.fixture
-def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> BaselineComparator:
-    """Compares the gate's window with a saved baseline (``rollout baseline save``).
-
-    The file: ROLLOUT_BASELINE, else ``baseline`` of the environment in rollout.toml.
-    """
-    from pytest_rollout.load.baseline import BaselineComparator
-
-    path = rollout.settings.baseline
-    return BaselineComparator(prom, gate=gate, default_path=Path(path) if path else None)
-
-
-@pytest.fixture
-def ab(
-    request: pytest.FixtureRequest,
-    prom: PromQuery,
-    gate: GateRecord,
-    phase: PhaseView,
-    rollout: RolloutContext,
-) -> AB:
-    """A/B comparisons of treatment against control over the phase's window."""
-    from pytest_rollout.ab import AB, ABSettings
-    from pytest_rollout.durations import format_duration
-
-    cfg = rollout.config
-    family = 1
-    if phase.config.holm:
-        # Holm's first step (alpha / k) over the phase's A/B gates: each gate runs alone and
-        # cannot see the others' p-values. Every xdist worker collects all items, so k agrees.
-        family = max(
-            1,
-            sum(
-                1
-                for item in request.session.items
-                if "ab" in getattr(item, "fixturenames", ())
-                and _phase_of(item, rollout) == phase.key
-            ),
-        )
-    settings = ABSettings(
-        group_label=cfg.group_label,
-        control=cfg.control,
-        treatment=cfg.treatment,
-        window=format_duration(phase.window_s),
-        min_samples=phase.config.min_samples,
-        alpha=phase.config.alpha,
-        sequential=phase.config.sequential,
-        holm_family_size=family,
-    )
-    return AB(prom, gate, settings)

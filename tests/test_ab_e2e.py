@@ -120,7 +120,9 @@ def _phase2(server: PrometheusServer, scenario: str) -> tuple[str, dict[str, str
     }
     outcomes: dict[str, str] = {}
     for name, gate_fn in {**criteria, **aborts}.items():
-        gate = GateRecord(nodeid=f"{scenario}::{name}")
+        gate = GateRecord(
+            nodeid=f"{scenario}::{name}", kind="abort" if name.endswith("_abort") else "criterion"
+        )
         ab = _ab(server, gate)
         outcomes[name] = _outcome(lambda gate_fn=gate_fn, ab=ab: gate_fn(ab))
         assert gate.extra["comparisons"], "every comparison is recorded on its gate"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_rollout.load.runner import SoakResult
+    from pytest_rollout.load.result import SoakResult
 
 
 def add_parser(subparsers: Any) -> None:
@@ -83,7 +83,8 @@ def _seconds(text: str, *, allow_zero: bool = False) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pytest_rollout.load.runner import SoakConfig, SoakError, SoakRunner, run_workers
+    from pytest_rollout.load.runner import SoakError, SoakRunner, run_workers
+    from pytest_rollout.load.soak_config import SoakConfig
 
     workdir = args.workdir or (args.out.parent / (args.out.stem + "-logs"))
     if args.join:

@@ -24,7 +24,8 @@ from pytest_rollout.load.baseline import (
     Snapshot,
     compare,
 )
-from pytest_rollout.load.runner import SoakConfig, SoakRunner
+from pytest_rollout.load.runner import SoakRunner
+from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 from pytest_rollout.outcomes import Inconclusive
 from tests.prom_harness import start_scraping

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_rollout.load.leak import InsufficientData, estimate_leak, judge_leak
-from pytest_rollout.load.runner import percentile_from_counts
+from pytest_rollout.load.result import percentile_from_counts
 
 HOUR = 3600.0
 

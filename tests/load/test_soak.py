@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.gate import GateRecord
-from pytest_rollout.load.runner import SoakConfig, SoakResult, SoakRunner
+from pytest_rollout.load.result import SoakResult
+from pytest_rollout.load.runner import SoakRunner
+from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.outcomes import Inconclusive
 
 from .conftest import TOY_LOCUSTFILE, TargetFactory

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from pytest_rollout.load.runner import SoakConfig, SoakRunner
+from pytest_rollout.load.runner import SoakRunner
+from pytest_rollout.load.soak_config import SoakConfig
 from staging.stack import Stack
 from staging.testing import staging_stack
 
