@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pytest_rollout.context import RolloutContext as Rollout
     from pytest_rollout.flags.base import FlagController as Flags
     from pytest_rollout.gate import GateRecord as Gate
-    from pytest_rollout.load.baseline import BaselineComparator as Baseline
+    from pytest_rollout.load.comparator import BaselineComparator as Baseline
     from pytest_rollout.load.runner import SoakRunner as Soak
     from pytest_rollout.metrics.prometheus import PromQuery as Prom
 
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 # fixture type -> (module, class): the type of the fixture of the same name in lower case
 _FIXTURE_TYPES = {
     "AB": ("pytest_rollout.ab", "AB"),
-    "Baseline": ("pytest_rollout.load.baseline", "BaselineComparator"),
+    "Baseline": ("pytest_rollout.load.comparator", "BaselineComparator"),
     "Flags": ("pytest_rollout.flags.base", "FlagController"),
     "Gate": ("pytest_rollout.gate", "GateRecord"),
     "Phase": ("pytest_rollout.context", "PhaseView"),

@@ -19,7 +19,7 @@ from pytest_rollout.marks import gate_of, phase_of
 if TYPE_CHECKING:
     from pytest_rollout.ab import AB
     from pytest_rollout.flags.base import FlagController
-    from pytest_rollout.load.baseline import BaselineComparator
+    from pytest_rollout.load.comparator import BaselineComparator
     from pytest_rollout.load.runner import SoakRunner
     from pytest_rollout.metrics.prometheus import PromQuery
 
@@ -76,7 +76,7 @@ def baseline(prom: PromQuery, gate: GateRecord, rollout: RolloutContext) -> Base
 
     The file: ROLLOUT_BASELINE, else ``baseline`` of the environment in rollout.toml.
     """
-    from pytest_rollout.load.baseline import BaselineComparator
+    from pytest_rollout.load.comparator import BaselineComparator
 
     path = rollout.settings.baseline
     return BaselineComparator(prom, gate=gate, default_path=Path(path) if path else None)

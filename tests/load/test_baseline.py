@@ -19,11 +19,11 @@ import pytest
 
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.load.baseline import (
-    BaselineComparator,
     BaselineSpec,
     Snapshot,
     compare,
 )
+from pytest_rollout.load.comparator import BaselineComparator
 from pytest_rollout.load.runner import SoakRunner
 from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
