@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_rollout.monitoring.promql import PHASE_ACTIVE, Q, num
-from pytest_rollout.monitoring.rules import BURN_RATE_ALERTS, PANEL_WINDOW, TRIGGERS
+from pytest_rollout.monitoring.rules import PANEL_WINDOW
 from pytest_rollout.monitoring.settings import MonitoringSettings
+from pytest_rollout.monitoring.slo import BURN_RATE_ALERTS
+from pytest_rollout.monitoring.triggers import TRIGGERS
 
 SCHEMA_VERSION = 39
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.monitoring.dashboards import dashboards
-from pytest_rollout.monitoring.rules import rollout_rules, slo_rules
-from pytest_rollout.monitoring.ruletests import rollout_tests, slo_tests
+from pytest_rollout.monitoring.rules import rollout_rules
+from pytest_rollout.monitoring.ruletests_rollout import rollout_tests
+from pytest_rollout.monitoring.ruletests_slo import slo_tests
 from pytest_rollout.monitoring.settings import MonitoringSettings
+from pytest_rollout.monitoring.slo import slo_rules
 from pytest_rollout.monitoring.yamlout import dump
 
 HEADER = (

@@ -14,8 +14,8 @@ import yaml
 from pytest_rollout.config import ConfigError, load_config
 from pytest_rollout.monitoring.dashboards import dashboards, panel_queries
 from pytest_rollout.monitoring.render import diff, render, write
-from pytest_rollout.monitoring.rules import GATE_ONLY, TRIGGERS, phase_triggers
 from pytest_rollout.monitoring.settings import load_settings, slug
+from pytest_rollout.monitoring.triggers import GATE_ONLY, TRIGGERS, phase_triggers
 from pytest_rollout.promserver import PROMTOOL
 
 REPO = Path(__file__).resolve().parents[2]
