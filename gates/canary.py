@@ -39,7 +39,8 @@ def enough_queries_per_group(prom: Prom, phase: Phase, rollout: Rollout, gate: G
     cfg = rollout.config
     window = f"{int(phase.window_s)}s"
     query = f"sum by ({cfg.group_label}) (increase({REQUESTS}[{window}]))"
-    counts = {s.labels.get(cfg.group_label): s.value for s in prom.vector(query)}
+    # No series means no queries yet: "too few per group" below says so with the numbers.
+    counts = {s.labels.get(cfg.group_label): s.value for s in prom.vector(query, allow_empty=True)}
     n = {g: int(counts.get(g, 0)) for g in (cfg.control, cfg.treatment)}
     gate.observe(
         metric="recall queries per group",

@@ -49,7 +49,9 @@ class _Sample(Protocol):
 class VectorSource(Protocol):
     """What AB needs from the ``prom`` fixture (PromQuery): an instant vector query."""
 
-    def vector(self, query: str) -> list[Any]: ...
+    def vector(
+        self, query: str, *, allow_empty: bool = ..., allow_nan: bool = ...
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,9 @@ class AB:
     def _per_group(self, query: str) -> dict[str, float]:
         s = self.settings
         out = {s.control: 0.0, s.treatment: 0.0}
-        for sample in self.prom.vector(query):
+        # No series means no traffic: zero counts, which the sample-size checks then report.
+        # A NaN matters only for the two cohorts, checked below with the group named.
+        for sample in self.prom.vector(query, allow_empty=True, allow_nan=True):
             g = sample.labels.get(s.group_label)
             if g in out:
                 if not math.isfinite(sample.value):
@@ -282,7 +286,8 @@ class AB:
         s = self.settings
         query = self._increase(self._selector(metric, "_bucket"), f"le, {s.group_label}")
         by_group: dict[str, dict[float, float]] = {s.control: {}, s.treatment: {}}
-        for sample in self.prom.vector(query):
+        # Emptiness and NaN are reported below per cohort, naming the group.
+        for sample in self.prom.vector(query, allow_empty=True, allow_nan=True):
             g = sample.labels.get(s.group_label)
             if g not in by_group or "le" not in sample.labels:
                 continue

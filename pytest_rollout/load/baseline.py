@@ -126,7 +126,7 @@ def capture(prom: PromQuery, spec: BaselineSpec) -> Snapshot:
     window = format_duration(spec.window_s)
     lat, sel = spec.latency_metric, spec.latency_sel
     bucket_q = f"sum by (le) (increase({lat}_bucket{sel}[{window}]))"
-    buckets = prom.vector(bucket_q)
+    buckets = prom.vector(bucket_q, allow_empty=True)  # said below, with the window
     if not buckets:
         inconclusive(f"no latency histogram data in the window: {bucket_q}")
     pairs = sorted((float(s.labels.get("le", "nan")), s.value) for s in buckets)
@@ -142,8 +142,15 @@ def capture(prom: PromQuery, spec: BaselineSpec) -> Snapshot:
     step = spec.step
     rss_q = f"process_resident_memory_bytes{spec.selector}"
     cpu_q = f"process_cpu_seconds_total{spec.selector}"
-    rss = _mean_across(prom.range(rss_q, step_s=step, window_s=spec.window_s), diff=False)
-    cpu = _mean_across(prom.range(cpu_q, step_s=step, window_s=spec.window_s), diff=True)
+    # _mean_across drops non-finite points; an empty RSS series is reported below.
+    rss_series = prom.range(
+        rss_q, step_s=step, window_s=spec.window_s, allow_empty=True, allow_nan=True
+    )
+    cpu_series = prom.range(
+        cpu_q, step_s=step, window_s=spec.window_s, allow_empty=True, allow_nan=True
+    )
+    rss = _mean_across(rss_series, diff=False)
+    cpu = _mean_across(cpu_series, diff=True)
     if not rss:
         inconclusive(f"no RSS samples for {spec.selector} in the window: {rss_q}")
     return Snapshot(

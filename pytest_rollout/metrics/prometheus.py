@@ -8,29 +8,38 @@ empty result, NaN, +-Inf, stale series -- ends the gate *inconclusive*, never pa
 from __future__ import annotations
 
 import math
-import os
 import re
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord, QueryRecord
 from pytest_rollout.instants import rfc3339
+from pytest_rollout.metrics.settings import (
+    ENV_CA_BUNDLE,
+    ENV_PASSWORD,
+    ENV_TOKEN,
+    ENV_USER,
+    PromSettings,
+    validate_prometheus_url,
+)
+from pytest_rollout.metrics.transport import BackendError, PromApi
 from pytest_rollout.outcomes import inconclusive
-from pytest_rollout.redact import redact_url
 
-# Credentials come from the environment only, so they never sit in a config file or a report.
-ENV_TOKEN = "ROLLOUT_PROMETHEUS_TOKEN"
-ENV_USER = "ROLLOUT_PROMETHEUS_USER"
-ENV_PASSWORD = "ROLLOUT_PROMETHEUS_PASSWORD"
-ENV_CA_BUNDLE = "ROLLOUT_PROMETHEUS_CA_BUNDLE"
-
-
-class BackendError(Exception):
-    """The metrics backend could not answer a query (message is safe to show)."""
+__all__ = [
+    "ENV_CA_BUNDLE",
+    "ENV_PASSWORD",
+    "ENV_TOKEN",
+    "ENV_USER",
+    "BackendError",
+    "PromQuery",
+    "PromSettings",
+    "PrometheusSource",
+    "RangeSeries",
+    "Sample",
+    "validate_prometheus_url",
+]
 
 
 @dataclass(frozen=True)
@@ -45,144 +54,28 @@ class RangeSeries:
     points: list[tuple[float, float]]  # (unix seconds, value)
 
 
-@dataclass(frozen=True)
-class PromSettings:
-    url: str
-    timeout_s: float = 10.0
-    retries: int = 1
-    max_staleness_s: float = 300.0
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    auth: tuple[str, str] | None = field(default=None, repr=False)
-    ca_bundle: str | None = None
-
-    @classmethod
-    def from_env(
-        cls,
-        url: str,
-        *,
-        timeout_s: float,
-        retries: int,
-        max_staleness_s: float,
-        environ: Mapping[str, str] | None = None,
-    ) -> PromSettings:
-        env = os.environ if environ is None else environ
-        headers = {"Authorization": f"Bearer {env[ENV_TOKEN]}"} if env.get(ENV_TOKEN) else {}
-        auth = (env[ENV_USER], env.get(ENV_PASSWORD, "")) if env.get(ENV_USER) else None
-        return cls(
-            url=url.rstrip("/"),
-            timeout_s=timeout_s,
-            retries=retries,
-            max_staleness_s=max_staleness_s,
-            headers=headers,
-            auth=auth,
-            ca_bundle=env.get(ENV_CA_BUNDLE) or None,
-        )
-
-    @property
-    def display_url(self) -> str:
-        return redact_url(self.url)
-
-    def __repr__(self) -> str:  # the URL may carry user:password@ (tracebacks, --showlocals)
-        return (
-            f"PromSettings(url={self.display_url!r}, timeout_s={self.timeout_s!r}, "
-            f"retries={self.retries!r}, max_staleness_s={self.max_staleness_s!r}, "
-            f"ca_bundle={self.ca_bundle!r})"
-        )
-
-
 class PrometheusSource:
-    """One client per run, pinned to one evaluation instant."""
+    """One client per run, pinned to one evaluation instant, with one failure budget."""
 
     def __init__(self, settings: PromSettings, at: float) -> None:
-        from prometheus_api_client import PrometheusConnect
-        from urllib3.util.retry import Retry
-
         self.settings = settings
         self.at = at
-        # Few, quick retries: a down backend must make gates inconclusive in seconds, not minutes.
-        retry = Retry(
-            total=settings.retries,
-            backoff_factor=0.2,
-            status_forcelist=(502, 503, 504),
-            allowed_methods=("GET",),
-            raise_on_status=False,
-        )
-        self._client = PrometheusConnect(
-            url=settings.url,
-            headers=dict(settings.headers) or None,
-            auth=settings.auth,
-            retry=retry,
-            timeout=settings.timeout_s,
-        )
-        if settings.ca_bundle:
-            self._client._session.verify = settings.ca_bundle
+        self._api = PromApi(settings)
 
     def instant(self, query: str) -> tuple[Any, float]:
         """Raw ``data.result`` of an instant query at the pinned instant, and seconds taken."""
-        return self._call(lambda: self._client.custom_query(query, params={"time": self.at}))
+        return self._api.result("/api/v1/query", {"query": query, "time": self.at})
 
     def range(self, query: str, start: float, end: float, step_s: float) -> tuple[Any, float]:
-        return self._call(
-            lambda: self._client.custom_query_range(
-                query,
-                start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(end, UTC),
-                step=format_duration(step_s),
-            )
+        return self._api.result(
+            "/api/v1/query_range",
+            {
+                "query": query,
+                "start": round(start),
+                "end": round(end),
+                "step": format_duration(step_s),
+            },
         )
-
-    def _call(self, fn: Any) -> tuple[Any, float]:
-        import requests
-        from prometheus_api_client.exceptions import PrometheusApiClientException
-
-        started = time.monotonic()
-        try:
-            result = fn()
-        except PrometheusApiClientException as exc:
-            raise BackendError(_http_error_text(str(exc))) from None
-        except requests.exceptions.Timeout:
-            raise BackendError(
-                f"no answer from {self.settings.display_url} within {self.settings.timeout_s:g}s"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            if _is_read_timeout(exc):  # with a Retry, requests reports read timeouts this way
-                raise BackendError(
-                    f"no answer from {self.settings.display_url} within "
-                    f"{self.settings.timeout_s:g}s"
-                ) from None
-            raise BackendError(f"cannot connect to {self.settings.display_url}") from None
-        except requests.exceptions.JSONDecodeError:  # also a RequestException: catch it first
-            raise BackendError(
-                f"{self.settings.display_url} answered with something that is "
-                "not a Prometheus API response (not JSON)"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise BackendError(
-                f"request to {self.settings.display_url} failed: {type(exc).__name__}"
-            ) from None
-        except (ValueError, KeyError, TypeError):
-            raise BackendError(
-                f"{self.settings.display_url} answered with something that is "
-                "not a Prometheus API response"
-            ) from None
-        return result, time.monotonic() - started
-
-
-def _is_read_timeout(exc: Exception) -> bool:
-    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
-
-    reason = exc.args[0] if exc.args else None
-    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, ReadTimeoutError)
-
-
-def _http_error_text(text: str) -> str:
-    match = re.search(r"HTTP Status Code (\d+)", text)
-    code = match.group(1) if match else "?"
-    err = re.search(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-    detail = f": {err.group(1)}" if err else ""
-    if code == "400":
-        return f"HTTP 400, the query was rejected{detail}"
-    return f"HTTP {code} from the metrics backend{detail}"
 
 
 # PromQL words that look like metric names but are not.
@@ -259,25 +152,39 @@ class PromQuery:
     def at(self) -> float:
         return self.source.at
 
-    def vector(self, query: str, *, check_staleness: bool = True) -> list[Sample]:
-        """All series of an instant query (``[]`` when empty); backend failures -> inconclusive."""
+    def vector(
+        self,
+        query: str,
+        *,
+        check_staleness: bool = True,
+        allow_empty: bool = False,
+        allow_nan: bool = False,
+    ) -> list[Sample]:
+        """All series of an instant query; backend failures -> inconclusive.
+
+        An empty result, or a NaN/+-Inf sample, ends the gate inconclusive: ``assert not
+        any(s.value > limit ...)`` would otherwise pass on no evidence. A gate that handles
+        those itself passes ``allow_empty=True`` (``[]`` comes back) or ``allow_nan=True``.
+        """
         raw = self._instant(query)
         if isinstance(raw, list) and len(raw) == 2 and not isinstance(raw[0], dict):
             samples = [Sample({}, _to_float(raw[1]))]  # scalar result
         else:
             samples = [Sample(dict(s.get("metric", {})), _to_float(s["value"][1])) for s in raw]
+        if not samples and not allow_empty:
+            inconclusive(_no_data(query, "allow_empty=True"))
+        bad = [s for s in samples if not math.isfinite(s.value)]
+        if bad and not allow_nan:
+            inconclusive(_not_finite(query, len(bad), len(samples), bad[0].labels))
         if check_staleness and samples:
             self.check_fresh(query)
         return samples
 
     def value(self, query: str) -> float:
         """Exactly one finite number, or the gate ends inconclusive saying why."""
-        samples = self.vector(query)
+        samples = self.vector(query, allow_empty=True, allow_nan=True)
         if not samples:
-            inconclusive(
-                f"query returned no data (metric missing, no traffic, or older than the "
-                f"5m lookback): {query}"
-            )
+            inconclusive(_no_data(query))
         if len(samples) > 1:
             shown = ", ".join(_labels(s.labels) for s in samples[:3])
             inconclusive(
@@ -300,17 +207,30 @@ class PromQuery:
         end: float | None = None,
         step_s: float = 60.0,
         window_s: float = 3600.0,
+        allow_empty: bool = False,
+        allow_nan: bool = False,
     ) -> list[RangeSeries]:
-        """A range query ending at the pinned instant (default: the last ``window_s``)."""
+        """A range query ending at the pinned instant (default: the last ``window_s``).
+
+        No series, or a NaN/+-Inf point, ends the gate inconclusive unless the gate passes
+        ``allow_empty=True`` / ``allow_nan=True`` and handles them itself.
+        """
         end = self.at if end is None else end
         start = end - window_s if start is None else start
         # Prometheus refuses more than 11,000 points per series; widen the step instead.
         step_s = max(step_s, (end - start) / 10_000)
+        span = {"start": rfc3339(start), "end": rfc3339(end), "step": step_s}
         try:
             raw, took = self.source.range(query, start, end, step_s)
         except BackendError as exc:
-            self._record(query, 0.0, f"error: {exc}", {"start": start, "end": end, "step": step_s})
+            self._record(query, 0.0, f"error: {exc}", span)
             inconclusive(f"{exc}; query: {query}")
+        if not isinstance(raw, list):
+            self._record(query, took, "error: unexpected result shape", span)
+            inconclusive(
+                f"{self.source.settings.display_url} answered with an unexpected "
+                f"result shape; query: {query}"
+            )
         out = [
             RangeSeries(
                 dict(s.get("metric", {})),
@@ -318,12 +238,14 @@ class PromQuery:
             )
             for s in raw
         ]
-        self._record(
-            query,
-            took,
-            f"{len(out)} series",
-            {"start": rfc3339(start), "end": rfc3339(end), "step": step_s},
-        )
+        self._record(query, took, f"{len(out)} series", span)
+        if not out and not allow_empty:
+            inconclusive(
+                _no_data(query, "allow_empty=True", over=f"{rfc3339(start)} to {rfc3339(end)}")
+            )
+        bad = [s for s in out if not all(math.isfinite(v) for _, v in s.points)]
+        if bad and not allow_nan:
+            inconclusive(_not_finite(query, len(bad), len(out), bad[0].labels, points=True))
         return out
 
     def check_fresh(self, query: str) -> None:
@@ -337,7 +259,9 @@ class PromQuery:
         limit = self.source.settings.max_staleness_s
         lookback = max([3600.0, *query_ranges(query)])
         for selector in series_selectors(query):
-            ages = self.vector(f"time() - timestamp({selector})", check_staleness=False)
+            ages = self.vector(
+                f"time() - timestamp({selector})", check_staleness=False, allow_empty=True
+            )
             if ages:
                 oldest = max(s.value for s in ages)
                 if oldest > limit:
@@ -349,6 +273,7 @@ class PromQuery:
             seen = self.vector(
                 f"count(count_over_time({selector}[{format_duration(lookback)}]))",
                 check_staleness=False,
+                allow_empty=True,
             )
             if seen:
                 inconclusive(
@@ -391,6 +316,22 @@ def _to_float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _no_data(query: str, allow: str = "", over: str = "") -> str:
+    where = f"in {over}" if over else "(metric missing, no traffic, or older than the 5m lookback)"
+    hint = f"; pass {allow} if no series is an answer the gate handles" if allow else ""
+    return f"query returned no data {where}{hint}: {query}"
+
+
+def _not_finite(
+    query: str, bad: int, total: int, labels: Mapping[str, str], *, points: bool = False
+) -> str:
+    what = "with NaN or infinite points" if points else "NaN or infinite"
+    return (
+        f"query returned {bad} of {total} series {what} (usually a 0/0 with no traffic), e.g. "
+        f"{_labels(labels)}; pass allow_nan=True if the gate handles them: {query}"
+    )
 
 
 def _labels(labels: Mapping[str, str]) -> str:

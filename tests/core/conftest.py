@@ -225,3 +225,90 @@ def refused_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def hanging_url() -> Iterator[str]:
+    """A loopback URL that accepts connections and never answers: a hung Prometheus. The kernel
+    completes the handshake into the listen backlog; nothing ever accepts or reads."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+@dataclass(frozen=True)
+class TlsPrometheus:
+    url: str
+    ca_bundle: (
+        str  # the self-signed certificate itself, PEM: what ROLLOUT_PROMETHEUS_CA_BUNDLE takes
+    )
+
+
+def _self_signed_cert(directory: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by its own key, written as PEM (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pytest-rollout test Prometheus")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "prometheus.crt"
+    key_path = directory / "prometheus.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture(scope="session")
+def tls_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsPrometheus]:
+    """The healthy fake Prometheus API over HTTPS, with a self-signed certificate."""
+    import ssl
+
+    cert, key = _self_signed_cert(tmp_path_factory.mktemp("tls-prom"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    state = FakePrometheus(url="")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _fake_handler(state))
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    state.url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, name="tls-prometheus", daemon=True)
+    thread.start()
+    try:
+        yield TlsPrometheus(url=state.at("ok"), ca_bundle=cert)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

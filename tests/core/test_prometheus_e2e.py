@@ -258,3 +258,89 @@ def test_live_scraped_exporter(
     assert gate_by_name(record, "test_live_error_ratio")["observed"] == 0.002
     assert gate_by_name(record, "test_live_traffic")["outcome"] == "pass"
     assert "rt_live_p99_delta_seconds" in gate_by_name(record, "test_live_abort_on_p99")["queries"]
+
+
+# --------------------------------------------------------------------------------------------
+# what a gate sees of Prometheus' own answers
+
+
+def test_promql_error_shows_prometheus_own_error_text(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer
+) -> None:
+    query = "sum(rate(rt_requests_total[5m])"
+    pytester.makepyfile(
+        test_gates=f"""
+        import pytest
+
+        pytestmark = pytest.mark.phase2
+
+        def test_unbalanced(prom):
+            assert prom.value({query!r}) > 0
+        """
+    )
+    pytester.makefile(".toml", rollout=E2E_TOML)
+    result, record = run_against(pytester, backfilled_prom.url)
+    assert result.ret == EXIT["HOLD"], output(result)
+    reason = gate_by_name(record, "test_unbalanced")["reason"]
+    # Prometheus' words, whole: position and cause, not a cut-off `invalid parameter \`.
+    assert "HTTP 400, the query was rejected" in reason
+    assert "parse error" in reason and "unclosed left parenthesis" in reason, reason
+    assert "\\" not in reason, reason
+    assert reason.endswith(f"; query: {query}")
+
+
+NATURAL_GATES = """
+    import math
+    import pytest
+
+    pytestmark = pytest.mark.phase2
+
+    def test_no_series_over_1_percent_empty(prom):
+        assert not any(s.value > 0.01 for s in prom.vector("rt_not_exported_total"))
+
+    def test_no_series_over_1_percent_nan(prom):
+        assert not any(s.value > 0.01 for s in prom.vector("rt_idle / rt_idle"))
+
+    def test_no_point_over_1_percent_empty(prom):
+        series = prom.range("rt_not_exported_total", window_s=600)
+        assert not any(v > 0.01 for s in series for _, v in s.points)
+
+    def test_no_point_over_1_percent_nan(prom):
+        series = prom.range("rt_idle / rt_idle", window_s=600)
+        assert not any(v > 0.01 for s in series for _, v in s.points)
+
+    def test_empty_vector_allowed(prom):
+        assert prom.vector("rt_not_exported_total", allow_empty=True) == []
+
+    def test_empty_range_allowed(prom):
+        assert prom.range("rt_not_exported_total", window_s=600, allow_empty=True) == []
+
+    def test_nan_allowed(prom):
+        (sample,) = prom.vector("rt_idle / rt_idle", allow_nan=True)
+        assert math.isnan(sample.value)
+        (series,) = prom.range("rt_idle / rt_idle", window_s=600, allow_nan=True)
+        assert all(math.isnan(v) for _, v in series.points)
+"""
+
+
+def test_empty_or_nan_results_are_inconclusive_unless_allowed(
+    pytester: pytest.Pytester, backfilled_prom: PrometheusServer
+) -> None:
+    """`assert not any(...)` over an empty or NaN result would pass on no evidence at all."""
+    pytester.makepyfile(test_gates=NATURAL_GATES)
+    pytester.makefile(".toml", rollout=E2E_TOML)
+    result, record = run_against(pytester, backfilled_prom.url)
+    assert result.ret == EXIT["HOLD"], output(result)
+    expected = {
+        "test_no_series_over_1_percent_empty": ["returned no data", "allow_empty=True"],
+        "test_no_series_over_1_percent_nan": ["NaN", "allow_nan=True"],
+        "test_no_point_over_1_percent_empty": ["returned no data", "allow_empty=True"],
+        "test_no_point_over_1_percent_nan": ["NaN", "allow_nan=True"],
+    }
+    for name, fragments in expected.items():
+        gate = gate_by_name(record, name)
+        assert gate["outcome"] == "inconclusive", gate
+        for fragment in fragments:
+            assert fragment in gate["reason"], gate["reason"]
+    for name in ("test_empty_vector_allowed", "test_empty_range_allowed", "test_nan_allowed"):
+        assert gate_by_name(record, name)["outcome"] == "pass", gate_by_name(record, name)

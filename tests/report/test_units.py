@@ -87,7 +87,15 @@ class FakeProm:
         self.result = result
         self.calls: list[dict[str, Any]] = []
 
-    def range(self, query: str, *, window_s: float, step_s: float) -> list[RangeSeries]:
+    def range(
+        self,
+        query: str,
+        *,
+        window_s: float,
+        step_s: float,
+        allow_empty: bool = False,
+        allow_nan: bool = False,
+    ) -> list[RangeSeries]:
         self.calls.append({"query": query, "window_s": window_s, "step_s": step_s})
         if self.result is None:
             inconclusive("cannot connect")

@@ -22,7 +22,9 @@ class FakeProm:
         self.answers = answers
         self.sent: list[str] = []
 
-    def vector(self, query: str) -> list[FakeSample]:
+    def vector(
+        self, query: str, *, allow_empty: bool = False, allow_nan: bool = False
+    ) -> list[FakeSample]:
         self.sent.append(query)
         for key, samples in self.answers.items():
             if key in query:
