@@ -13,18 +13,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pytest_rollout.comparison import Comparison, finite_or_none
 from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.outcomes import inconclusive
 from pytest_rollout.stats import (
-    SRM_ALPHA,
     Moments,
-    NonInferiority,
-    SampleRatio,
-    Verdict,
     compare_means,
     compare_proportions,
     compare_quantiles,
@@ -82,154 +79,6 @@ class ABSettings:
         # Bonferroni over the family is Holm's first step: valid without the other p-values,
         # which live in other gate tests.
         return self.alpha / 2.0 / self.holm_family_size
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One comparison a gate acts on. ``require()``: a success criterion; ``abort_if_worse()``:
-    an abort trigger. Both return ``self`` when the gate passes."""
-
-    kind: str  # "quantile_delta" | "proportion_delta" | "mean_delta" | "srm"
-    metric: str  # what was compared, in words
-    result: NonInferiority | SampleRatio
-    queries: tuple[str, ...]
-    min_samples: int
-    reference: dict[str, Any] = field(default_factory=dict)  # e.g. Mann-Whitney U, for the report
-    gate: GateRecord | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def verdict(self) -> Verdict:
-        if isinstance(self.result, SampleRatio):
-            return Verdict.BEYOND if self.result.mismatch else Verdict.WITHIN
-        return self.result.verdict
-
-    @property
-    def explanation(self) -> str:
-        return self.result.explanation
-
-    @property
-    def n(self) -> dict[str, int]:
-        return dict(self.result.n)
-
-    @property
-    def p_value(self) -> float:
-        return self.result.p_value
-
-    def _too_few(self) -> bool:
-        if isinstance(self.result, SampleRatio):
-            return sum(self.result.n.values()) == 0
-        return min(self.result.n.values()) < self.min_samples
-
-    def require(self) -> Comparison:
-        """Pass only when proven within the margin; fail when proven beyond; otherwise (or below
-        the minimum n) inconclusive."""
-        self._observe("criterion")
-        if self._too_few() or self.verdict is Verdict.UNDECIDED:
-            inconclusive(f"{self.metric}: {self.explanation}")
-        if self.verdict is Verdict.BEYOND:
-            raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
-        return self
-
-    def abort_if_worse(self) -> Comparison:
-        """Fail (roll back) only when proven beyond the margin; inconclusive below the minimum
-        n; pass otherwise."""
-        if self.gate is not None and self.gate.kind != "abort":
-            # Without the marker a proven regression would only HOLD: never roll back silently.
-            raise RuntimeError(
-                f"{self.gate.nodeid} calls abort_if_worse() but is not marked "
-                "@pytest.mark.abort: add the marker so a proven regression is an ABORT, or use "
-                "require() for a success criterion"
-            )
-        self._observe("abort")
-        if self._too_few():
-            inconclusive(f"{self.metric}: {self.explanation}")
-        if self.verdict is Verdict.BEYOND:
-            raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
-        return self
-
-    def _advice(self) -> str:
-        if self.kind == "srm":
-            return (
-                "fix cohort assignment or logging before trusting any other comparison; "
-                "hold the rollout"
-            )
-        return "hold the canary and investigate the treatment path"
-
-    def _observe(self, role: str) -> None:
-        if self.gate is None:
-            return
-        r = self.result
-        if isinstance(r, SampleRatio):
-            self.gate.observe(
-                metric=self.metric,
-                observed=r.chi2,
-                threshold=SRM_ALPHA,
-                unit="",
-                n=r.n,
-                p_value=r.p_value,
-                explanation=r.explanation,
-            )
-            return
-        signed = {"higher": r.margin, "lower": -r.margin}.get(r.worse, r.margin)
-        p = r.p_beyond if role == "abort" else r.p_within
-        self.gate.observe(
-            metric=self.metric,
-            observed=r.estimate,
-            threshold=signed,
-            unit=r.delta.unit,
-            n=r.n,
-            p_value=p,
-            ci=r.ci,
-            explanation=r.explanation,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Numbers and queries for the decision record and the report (JSON-friendly)."""
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "metric": self.metric,
-            "verdict": self.verdict.value,
-            "n": self.n,
-            "p_value": _finite(self.p_value),
-            "explanation": self.explanation,
-            "queries": list(self.queries),
-            "min_samples": self.min_samples,
-        }
-        r = self.result
-        if isinstance(r, SampleRatio):
-            out.update(chi2=_finite(r.chi2), observed=dict(r.observed), expected=dict(r.expected))
-        else:
-            d = r.delta
-            out.update(
-                statistic=d.statistic,
-                unit=d.unit,
-                estimate=_finite(d.estimate),
-                ci=[_finite(d.ci[0]), _finite(d.ci[1])],
-                level=d.level,
-                margin=r.margin,
-                worse=r.worse,
-                p_within=r.p_within,
-                p_beyond=r.p_beyond,
-                n_needed=r.n_needed,
-                alpha_per_side=d.alpha,
-                sequential=d.sequential,
-                groups={
-                    name: {
-                        "estimate": _finite(g.estimate),
-                        "ci": [_finite(g.ci[0]), _finite(g.ci[1])],
-                        "n": g.n,
-                        "resolution": _finite(g.resolution),
-                    }
-                    for name, g in (("control", d.control), ("treatment", d.treatment))
-                },
-            )
-        if self.reference:
-            out["reference"] = dict(self.reference)
-        return out
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 _SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$", re.S)
@@ -343,9 +192,9 @@ class AB:
         mw = mann_whitney_binned(per_c, per_t)
         ref = {
             "mann_whitney": {
-                "u": _finite(mw.u),
-                "p_value": _finite(mw.p_value),
-                "prob_treatment_higher": _finite(mw.prob_treatment_higher),
+                "u": finite_or_none(mw.u),
+                "p_value": finite_or_none(mw.p_value),
+                "prob_treatment_higher": finite_or_none(mw.prob_treatment_higher),
                 "explanation": mw.explanation,
             }
         }

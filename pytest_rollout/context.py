@@ -85,6 +85,9 @@ class RolloutContext:
                 timeout_s=env.timeout_s,
                 retries=env.retries,
                 max_staleness_s=env.max_staleness_s,
+                origin=f"[environments.{self.environment}] of {self.config.source}"
+                if self.environment
+                else "the defaults (no environment selected)",
             )
             self._source = PrometheusSource(settings, self.at)
         return self._source

@@ -189,6 +189,7 @@ def _ini_and_cli(config: pytest.Config) -> tuple[dict[str, object | None], dict[
 # configure
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html creates the report's folder
 def pytest_configure(config: pytest.Config) -> None:
     try:
         _configure(config)
@@ -215,6 +216,21 @@ def _record_usage_error(config: pytest.Config, message: str) -> None:
         shout(problem)
 
 
+def _check_html_path(config: pytest.Config) -> None:
+    """pytest-html would crash (INTERNALERROR, exit 3) on a report path it cannot create:
+    refuse it as a usage error first, which leaves a HOLD record."""
+    html = config.getoption("htmlpath", None)
+    if not html:
+        return
+    parent = Path(html).expanduser().absolute().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise pytest.UsageError(
+            f"pytest-rollout: --html {html}: {existing} is not a directory; "
+            "choose a report path in a writable folder"
+        )
+
+
 def _configure(config: pytest.Config) -> None:
     at_option, window_option = _validated_times(config)
     config_path = config.getoption("rollout_config") or config.getini("rollout_config")
@@ -225,6 +241,16 @@ def _configure(config: pytest.Config) -> None:
         settings = resolve_settings(cli, ini=ini, config=rollout_config)
     except (ConfigError, SettingsError) as exc:
         raise pytest.UsageError(f"pytest-rollout: {exc}") from None
+    if settings.prometheus_url:
+        from pytest_rollout.metrics.settings import validate_prometheus_url
+
+        source = settings.origin.get("prometheus_url", "")
+        source = OPT_PROMETHEUS_URL if source == "command line" else source
+        try:
+            validate_prometheus_url(settings.prometheus_url, source)
+        except ValueError as exc:
+            raise pytest.UsageError(f"pytest-rollout: {exc}") from None
+    _check_html_path(config)
 
     for key in dict.fromkeys([*DEFAULT_PHASES, *rollout_config.phases]):
         phase = rollout_config.phase(key)

@@ -92,13 +92,22 @@ def test_an_abort_whose_record_cannot_be_written_still_exits_10(gates: pytest.Py
     Path(fallback).unlink()
 
 
-def test_an_abort_whose_html_report_cannot_be_written_still_exits_10(
+def test_an_html_report_path_that_cannot_be_created_is_a_usage_error(
     gates: pytest.Pytester,
 ) -> None:
+    """pytest-html itself would crash with an INTERNALERROR (exit 3) and no record."""
+    stale = _stale_go(gates)
     (gates.path / "afile").write_text("not a folder")
-    result = run_gates(gates, "-m", "phase2", "--html=afile/report.html", subprocess=True)
-    assert result.ret == EXIT["ABORT"], output(result)
-    assert "the exit status (10) still follows the decision" in result.stderr.str()
+    result = run_gates(gates, "-m", "phase2", RECORD, "--html=afile/report.html")
+    assert result.ret == 4, output(result)
+    assert "afile is not a directory" in output(result)
+    assert read_record(stale)["decision"] == "HOLD"
+
+
+def test_a_prometheus_url_without_scheme_is_a_usage_error(gates: pytest.Pytester) -> None:
+    result = run_gates(gates, "-m", "phase2", "--rollout-prometheus-url=prom.internal:9090")
+    assert result.ret == 4, output(result)
+    assert "--rollout-prometheus-url" in output(result)
 
 
 def test_a_marker_typo_on_an_abort_trigger_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -117,7 +126,8 @@ def test_abort_if_worse_without_the_abort_marker_is_a_gate_error(
     pytester.makeconftest(
         "import pytest\nfrom pytest_rollout.ab import Comparison\n"
         "@pytest.fixture\ndef comparison(gate):\n"
-        "    c = Comparison.__new__(Comparison)\n    c.gate = gate\n    return c\n"
+        "    c = Comparison.__new__(Comparison)\n"
+        "    object.__setattr__(c, 'gate', gate)\n    return c\n"
     )
     pytester.makepyfile(
         test_gates="import pytest\n\n@pytest.mark.phase2\n"
