@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from staging.stack import DEFAULT_WORKDIR, Stack, StackError
+from staging.stack import DEFAULT_WORKDIR, NoStackRecorded, Stack, StackError
 
 
 def _engram_url(args: argparse.Namespace) -> str:
@@ -130,8 +130,20 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0 if status["service"]["alive"] and status["prometheus"]["alive"] else 1
     if args.command == "down":
-        Stack.load(args.workdir).down()
-        print("staging stack stopped")
+        try:
+            stack = Stack.load(args.workdir)
+        except NoStackRecorded as exc:
+            # Idempotent: the wanted end state (nothing of ours running) already holds.
+            print(f"nothing was running: {exc}")
+            return 0
+        recorded = {"service": stack.state.service_pid, "prometheus": stack.state.prometheus_pid}
+        stopped = dict(stack.down())
+        for name, pid in recorded.items():
+            # Not running: exited, or its PID now belongs to another process; either way untouched.
+            print(
+                f"stopped {name} pid {pid}" if name in stopped else f"{name} pid {pid}: not running"
+            )
+        print(f"staging stack down; removed {stack.state_path}")
         return 0
     if args.command == "env":
         for key, value in Stack.load(args.workdir).env(flag_backend=args.flag_backend).items():

@@ -29,7 +29,7 @@ import requests
 
 from staging.app import Service, _integrity
 from staging.memory import SPACE_NAME
-from staging.stack import Stack, StackError
+from staging.stack import NoStackRecorded, Stack, StackError
 from staging.storage import SpaceStore
 
 MANIFEST = "manifest.json"
@@ -134,7 +134,8 @@ def _locate(workdir: Path) -> tuple[Path, Stack | None]:
     """The data dir from the state file, or ``workdir/data`` when no stack is recorded."""
     try:
         stack = Stack.load(workdir)
-    except StackError:
+    except NoStackRecorded:
+        # Only a missing state file means "offline": an unusable one may hide a running service.
         return Path(workdir).resolve() / "data", None
     return Path(stack.state.data_dir), stack
 

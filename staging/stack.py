@@ -3,6 +3,7 @@
 ``Stack.up(workdir)`` starts both processes on free loopback ports, waits until Prometheus holds
 the service's first scrape, and records everything in ``workdir/state.json`` (mode 0600: it holds
 the admin token). ``Stack.load(workdir).down()`` stops exactly the recorded PIDs, from any process.
+A recorded PID is ours only while its command line and its start time are the recorded ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +38,10 @@ SCRAPE_JOB = "engram"
 
 class StackError(RuntimeError):
     """The stack could not be started, found or stopped."""
+
+
+class NoStackRecorded(StackError):
+    """The workdir has no state file: no stack was started there, or it was brought down."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,35 @@ class StackState:
     semantic_timeout_ms: float
     formation_interval_s: float
     started_at: float
+    # Start time of each PID (/proc/PID/stat, clock ticks after boot): a reused PID, even one
+    # running the same command line, has another. 0 in state files written before they existed.
+    service_start_time: int = 0
+    prometheus_start_time: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
-    def from_json(data: dict[str, Any]) -> StackState:
+    def from_json(data: Any) -> StackState:
+        """The state as recorded; ValueError saying what is wrong if it is not a state."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+        known = {f.name: f for f in fields(StackState)}
+        problems = [f"unknown key {k!r}" for k in sorted(set(data) - set(known))]
+        problems += [
+            f"missing key {name!r}"
+            for name, f in known.items()
+            if name not in data and f.default is MISSING
+        ]
+        kinds = {"int": (int,), "float": (int, float), "str": (str,)}
+        problems += [
+            f"{name!r} is not {known[name].type}: {value!r}"
+            for name, value in data.items()
+            if name in known
+            and (isinstance(value, bool) or not isinstance(value, kinds[str(known[name].type)]))
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
         return StackState(**data)
 
 
@@ -120,34 +149,102 @@ def wait_for_exec(pid: int, child: subprocess.Popen[bytes], timeout_s: float = 5
         time.sleep(0.001)
 
 
-def _alive(pid: int, marker: str) -> bool:
-    """True if ``pid`` runs and is still our process (PIDs get reused), not a zombie."""
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat from field 3 (state) on; empty if the PID does not exist."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name (field 2) is in parentheses and may itself hold spaces or ")".
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
+        return []
+
+
+def start_time(pid: int) -> int:
+    """When ``pid`` started, in clock ticks after boot (stat field 22); 0 if it does not exist."""
+    stat = _stat_fields(pid)
+    return int(stat[19]) if stat else 0
+
+
+def _alive(pid: int, marker: str, started: int = 0) -> bool:
+    """True if ``pid`` runs and is still our process (PIDs get reused), not a zombie.
+
+    Ours: its command line holds ``marker`` and, when recorded (``started`` != 0), it started at
+    the recorded time.
+    """
+    stat = _stat_fields(pid)
+    if not stat or stat[0] == "Z":
         return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+    if started and int(stat[19]) != started:
         return False
     return marker in _cmdline(pid)
 
 
-def _stop(pid: int, marker: str, popen: subprocess.Popen[bytes] | None, grace_s: float) -> None:
-    if not _alive(pid, marker):
+def _stop(
+    pid: int,
+    marker: str,
+    started: int,
+    popen: subprocess.Popen[bytes] | None,
+    grace_s: float,
+) -> bool:
+    """SIGTERM, SIGKILL after ``grace_s``; return once it is gone. False if it was not running."""
+    if not _alive(pid, marker, started):
         if popen is not None:
             popen.wait(timeout=5)
-        return
-    os.kill(pid, signal.SIGTERM)
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        raise StackError(
+            f"not allowed to signal pid {pid} ({_cmdline(pid).strip()}): run `python -m "
+            "staging down` as the user that started the stack"
+        ) from None
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         if popen is not None and popen.poll() is not None:
-            return
-        if popen is None and not _alive(pid, marker):
-            return
+            return True
+        if popen is None and not _alive(pid, marker, started):
+            return True
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if popen is not None:
         popen.wait(timeout=5)
+        return True
+    # Not our child: we cannot wait for it, but callers reuse its port and files right after.
+    deadline = time.monotonic() + 5
+    while _alive(pid, marker, started):
+        if time.monotonic() > deadline:
+            raise StackError(f"pid {pid} still runs 5 s after SIGKILL; stop it before going on")
+        time.sleep(0.02)
+    return True
+
+
+def _processes_using(workdir: Path) -> list[str]:
+    """``PID command`` of every process whose arguments name this workdir's files."""
+    markers = (f"--config.file={workdir / 'prometheus.yml'} ", f"--data-dir {workdir / 'data'} ")
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            cmdline = _cmdline(int(proc.name))
+            if any(marker in cmdline for marker in markers):
+                found.append(f"{proc.name} {cmdline.strip()}")
+    return found
+
+
+def _unusable_state(path: Path, reason: str) -> StackError:
+    """Fail closed: without the recorded PIDs nothing may be started or stopped on a guess."""
+    users = _processes_using(path.parent)
+    if users:
+        what = (
+            f"these processes still use {path.parent}: "
+            + "; ".join(users)
+            + ". Stop them by PID (kill PID), then remove it"
+        )
+    else:
+        what = f"no process uses {path.parent} now: remove it"
+    return StackError(
+        f"state file {path} is unusable ({reason}). It records the stack's PIDs, so nothing was "
+        f"started or stopped; {what} (rm {path}) and run `python -m staging up` again"
+    )
 
 
 class Stack:
@@ -210,12 +307,14 @@ class Stack:
         semantic_timeout_ms: float = 200.0,
         formation_interval_s: float = 10.0,
         timeout_s: float = 60.0,
+        say: Callable[[str], None] = print,
     ) -> Stack:
         """Start the stack in ``workdir`` and return once Prometheus holds a first scrape.
 
         ``flags_file`` is used as is; without it ``workdir/flags.json`` is (re)written with
         ``initial_flags`` over the defaults (all off, blended_recall 0 %, semantic_weight 0.3).
-        Data in ``workdir/data`` is kept across runs.
+        Data in ``workdir/data`` is kept across runs. Refuses while the recorded stack runs;
+        if only one of its processes still runs, stops it first and tells ``say``.
         """
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
@@ -223,8 +322,14 @@ class Stack:
         if existing.exists():
             old = cls.load(workdir)
             if old.running():
-                raise StackError(f"a stack is already running from {workdir} (state {existing})")
-            existing.unlink()
+                raise StackError(
+                    f"a stack is already running from {workdir} (state {existing}); use it, or "
+                    "stop it first with `python -m staging down`"
+                )
+            # A half-dead stack (one process crashed): the survivor holds the same TSDB or
+            # databases, so it is stopped (if still ours) before a new pair starts on them.
+            for name, pid in old.down():
+                say(f"stopped {name} pid {pid}, left running by the previous stack in {workdir}")
         if flags_file is None:
             flags_path = workdir / "flags.json"
             write_initial_flag_file(flags_path, initial_flags)
@@ -269,12 +374,18 @@ class Stack:
 
     @classmethod
     def load(cls, workdir: Path | str = DEFAULT_WORKDIR) -> Stack:
+        """The recorded stack; NoStackRecorded without a state file, StackError if unusable."""
         path = Path(workdir).resolve() / STATE_FILE
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
-            raise StackError(f"no staging stack recorded in {path}") from None
-        return cls(StackState.from_json(data))
+            raise NoStackRecorded(f"no staging stack recorded in {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _unusable_state(path, f"cannot read it: {exc}") from None
+        try:
+            return cls(StackState.from_json(json.loads(text)))
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise _unusable_state(path, str(exc) or "empty") from None
 
     def _save(self) -> None:
         _write_private(self.state_path, json.dumps(self.state.to_json(), indent=2) + "\n")
@@ -333,10 +444,10 @@ class Stack:
             str(self.state.formation_interval_s),
         ]
         pid = self._spawn(argv, self.state.service_log, env)
-        self._replace(service_pid=pid)
+        self._replace(service_pid=pid, service_start_time=start_time(pid))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(pid, self._service_marker()):
+            if not self._alive("service"):
                 raise StackError(f"service exited at start; see {self.state.service_log}")
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{self.engram_url}/health", timeout=1).ok:
@@ -356,7 +467,7 @@ class Stack:
             "--storage.tsdb.retention.time=2d",
         ]
         pid = self._spawn(argv, self.state.prometheus_log, dict(os.environ))
-        self._replace(prometheus_pid=pid)
+        self._replace(prometheus_pid=pid, prometheus_start_time=start_time(pid))
 
     def query(self, promql: str, timeout_s: float = 5.0) -> list[dict[str, Any]]:
         """Instant query against the stack's Prometheus; the ``result`` list."""
@@ -371,7 +482,7 @@ class Stack:
         """Block until Prometheus has scraped the service: up == 1 and an engram_ series."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(self.state.prometheus_pid, self._prometheus_marker()):
+            if not self._alive("prometheus"):
                 raise StackError(f"prometheus exited; see {self.state.prometheus_log}")
             with contextlib.suppress(requests.RequestException, KeyError, ValueError):
                 if self.query(f'up{{job="{SCRAPE_JOB}"}} == 1') and self.query(
@@ -381,10 +492,24 @@ class Stack:
             time.sleep(0.2)
         raise StackError(f"no scrape of the service within {timeout_s:g} s")
 
+    def _recorded(self) -> dict[str, tuple[int, str, int]]:
+        """Each recorded process: name -> (pid, command-line marker, start time)."""
+        state = self.state
+        return {
+            "service": (state.service_pid, self._service_marker(), state.service_start_time),
+            "prometheus": (
+                state.prometheus_pid,
+                self._prometheus_marker(),
+                state.prometheus_start_time,
+            ),
+        }
+
+    def _alive(self, name: str) -> bool:
+        pid, marker, started = self._recorded()[name]
+        return _alive(pid, marker, started)
+
     def running(self) -> bool:
-        return _alive(self.state.service_pid, self._service_marker()) and _alive(
-            self.state.prometheus_pid, self._prometheus_marker()
-        )
+        return self._alive("service") and self._alive("prometheus")
 
     def status(self) -> dict[str, Any]:
         """Liveness of each recorded process and what the service and Prometheus answer."""
@@ -392,12 +517,12 @@ class Stack:
             "workdir": self.state.workdir,
             "service": {
                 "pid": self.state.service_pid,
-                "alive": _alive(self.state.service_pid, self._service_marker()),
+                "alive": self._alive("service"),
                 "url": self.engram_url,
             },
             "prometheus": {
                 "pid": self.state.prometheus_pid,
-                "alive": _alive(self.state.prometheus_pid, self._prometheus_marker()),
+                "alive": self._alive("prometheus"),
                 "url": self.prometheus_url,
             },
             "flags_path": self.state.flags_path,
@@ -415,31 +540,34 @@ class Stack:
 
     def restart_service(self, *, kill: bool = False) -> None:
         """Stop the service (SIGKILL if ``kill``, else SIGTERM) and start it on the same port."""
-        pid, marker = self.state.service_pid, self._service_marker()
+        pid, marker, started = self._recorded()["service"]
         popen = self._children.pop(pid, None)
         if kill:
-            if _alive(pid, marker):
+            if _alive(pid, marker, started):
                 os.kill(pid, signal.SIGKILL)
             if popen is not None:
                 popen.wait(timeout=10)
             else:
-                while _alive(pid, marker):
+                while _alive(pid, marker, started):
                     time.sleep(0.02)
         else:
-            _stop(pid, marker, popen, grace_s=10)
+            _stop(pid, marker, started, popen, grace_s=10)
         self._start_service()
         self._save()
 
-    def down(self, grace_s: float = 10.0) -> None:
-        """Stop exactly the recorded PIDs (after checking they are still ours), then forget."""
-        for pid, marker in (
-            (self.state.service_pid, self._service_marker()),
-            (self.state.prometheus_pid, self._prometheus_marker()),
-        ):
-            if pid:
-                _stop(pid, marker, self._children.pop(pid, None), grace_s)
+    def down(self, grace_s: float = 10.0) -> list[tuple[str, int]]:
+        """Stop exactly the recorded PIDs (after checking they are still ours), then forget.
+
+        Returns the (name, pid) of each process it stopped; one that had already exited, or
+        whose PID now belongs to another process, is left alone.
+        """
+        stopped = []
+        for name, (pid, marker, started) in self._recorded().items():
+            if pid and _stop(pid, marker, started, self._children.pop(pid, None), grace_s):
+                stopped.append((name, pid))
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
+        return stopped
 
     def __enter__(self) -> Stack:
         return self

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from staging.flags import write_initial_flag_file
-from staging.stack import REPO_ROOT, StackState
+from staging.stack import REPO_ROOT, StackState, wait_for_exec
 from staging.testing import process_running, run_staging_cli
 
 
@@ -73,5 +79,135 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
     assert not process_running(state.service_pid) and not process_running(state.prometheus_pid)
     assert not state_path.exists()
     assert run_staging_cli(workdir, "status").returncode == 1
+    # `down` is idempotent: the second one has nothing to stop and says so.
+    second = run_staging_cli(workdir, "down")
+    assert second.returncode == 0, second.stderr
+    assert "nothing was running" in second.stdout
     # Data stays for the next `up`: the store is durable, only the processes are gone.
     assert (workdir / "data" / "spaces" / "space-0000.db").exists()
+
+
+def _recorded(workdir: Path) -> StackState:
+    return StackState.from_json(json.loads((workdir / "state.json").read_text()))
+
+
+def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while process_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not process_running(pid), f"pid {pid} still runs"
+
+
+def _stop_if_still_ours(pid: int, cmdline: bytes) -> None:
+    """Test cleanup by PID: an orphan left by a failing `up` must not outlive the test."""
+    try:
+        if Path(f"/proc/{pid}/cmdline").read_bytes() != cmdline:
+            return
+    except OSError:
+        return
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid)
+
+
+@pytest.mark.parametrize("killed", ["service", "prometheus"])
+def test_up_after_a_crash_stops_the_recorded_survivor_first(tmp_path: Path, killed: str) -> None:
+    workdir = tmp_path / "stack"
+    first = run_staging_cli(workdir, "up")
+    assert first.returncode == 0, first.stderr
+    old = _recorded(workdir)
+    pids = {"service": old.service_pid, "prometheus": old.prometheus_pid}
+    cmdlines = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids.values()}
+    survivor = pids["prometheus" if killed == "service" else "service"]
+    new: StackState | None = None
+    try:
+        os.kill(pids[killed], signal.SIGKILL)
+        _wait_gone(pids[killed])
+
+        again = run_staging_cli(workdir, "up")
+        assert again.returncode == 0, again.stderr
+        # The survivor holds the same TSDB / databases: it must be gone before the new pair.
+        assert not process_running(survivor)
+        assert f"stopped {'prometheus' if killed == 'service' else 'service'} pid {survivor}" in (
+            again.stdout
+        )
+        new = _recorded(workdir)
+        assert process_running(new.service_pid) and process_running(new.prometheus_pid)
+        assert {new.service_pid, new.prometheus_pid}.isdisjoint(pids.values())
+    finally:
+        down = run_staging_cli(workdir, "down")
+        for pid, cmdline in cmdlines.items():
+            _stop_if_still_ours(pid, cmdline)
+    assert down.returncode == 0, down.stderr
+    assert new is not None
+    assert not process_running(new.service_pid) and not process_running(new.prometheus_pid)
+
+
+def test_up_does_not_stop_a_process_that_reuses_a_recorded_pid(tmp_path: Path) -> None:
+    """Same PID, same command line, another process (a later start): not ours to stop."""
+    workdir = tmp_path / "stack"
+    workdir.mkdir()
+    config = workdir / "prometheus.yml"
+    # Looks like the recorded Prometheus to a command-line check, but started after the record.
+    impostor = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--config.file={config}"]
+    )
+    try:
+        wait_for_exec(impostor.pid, impostor)
+        state = {
+            "workdir": str(workdir),
+            "engram_url": "http://127.0.0.1:9",
+            "engram_port": 9,
+            "prometheus_url": "http://127.0.0.1:9",
+            "prometheus_port": 9,
+            "flags_path": str(workdir / "flags.json"),
+            "data_dir": str(workdir / "data"),
+            "admin_token": "x" * 32,
+            "service_pid": 0,
+            "prometheus_pid": impostor.pid,
+            "service_log": str(workdir / "engram.log"),
+            "prometheus_log": str(workdir / "prometheus.log"),
+            "prometheus_config": str(config),
+            "semantic_timeout_ms": 200.0,
+            "formation_interval_s": 10.0,
+            "started_at": 0.0,
+            "service_start_time": 0,
+            "prometheus_start_time": 1,  # clock ticks after boot: long before the impostor
+        }
+        (workdir / "state.json").write_text(json.dumps(state))
+        up = run_staging_cli(workdir, "up")
+        try:
+            assert up.returncode == 0, up.stderr
+            assert impostor.poll() is None, "up signalled a process it did not start"
+            assert "stopped" not in up.stdout
+        finally:
+            assert run_staging_cli(workdir, "down").returncode == 0
+    finally:
+        impostor.kill()
+        impostor.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "content", ["", '{"service_pid": 12', "[]", '{"workdir": "w"}'], ids=str.strip
+)
+def test_a_corrupt_state_file_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, content: str
+) -> None:
+    workdir = tmp_path / "stack"
+    workdir.mkdir()
+    state_path = workdir / "state.json"
+    state_path.write_text(content)
+    for command in (
+        ["status"],
+        ["down"],
+        ["up"],
+        ["env"],
+        ["backup", "--out", str(tmp_path / "b")],
+    ):
+        result = run_staging_cli(workdir, *command)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, command
+        assert f"state file {state_path}" in result.stderr, command
+        assert "remove it" in result.stderr, command
+    # Nothing was started, nothing was rewritten: the operator decides.
+    assert state_path.read_text() == content
+    assert not (workdir / "prometheus.yml").exists()
