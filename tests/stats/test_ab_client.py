@@ -81,9 +81,9 @@ def test_below_min_samples_abort_trigger_is_inconclusive() -> None:
             ],
         }
     )
-    c = AB(prom, GateRecord(nodeid="t", kind="abort"), ABSettings(min_samples=1000)).proportion_delta(
-        'x_total{outcome="error"}', "x_total", margin=0.001
-    )
+    c = AB(
+        prom, GateRecord(nodeid="t", kind="abort"), ABSettings(min_samples=1000)
+    ).proportion_delta('x_total{outcome="error"}', "x_total", margin=0.001)
     with pytest.raises(Inconclusive, match="need 1000 per group"):
         c.abort_if_worse()
 
