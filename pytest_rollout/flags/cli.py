@@ -18,17 +18,22 @@ import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pytest_rollout.settings import ENV_CONFIG as CONFIG_ENV
+from pytest_rollout.settings import ENV_FLAGS as URI_ENV
+from pytest_rollout.settings import ENV_FLAGS_AUDIT_LOG as AUDIT_ENV
+from pytest_rollout.settings import ENV_WEBHOOK as WEBHOOK_ENV
+from pytest_rollout.settings import Settings, SettingsError, resolve_settings
+
+if TYPE_CHECKING:
+    from pytest_rollout.config import RolloutConfig
 
 EXIT_OK = 0
 EXIT_UNVERIFIED = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
 EXIT_AUDIT_CORRUPT = 4
-URI_ENV = "ROLLOUT_FLAGS"
-AUDIT_ENV = "ROLLOUT_FLAGS_AUDIT_LOG"
-CONFIG_ENV = "ROLLOUT_CONFIG"
-WEBHOOK_ENV = "ROLLOUT_WEBHOOK"
 
 
 def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -179,24 +184,26 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BACKEND, str(exc))
 
 
-def _load_config(args: argparse.Namespace) -> tuple[Any, Any, str | None]:
-    """(RolloutConfig or None, its EnvironmentConfig or None, environment name or None)."""
+def _load_config(args: argparse.Namespace) -> tuple[RolloutConfig | None, Settings]:
+    """rollout.toml (or None) and the settings resolved with the plugin's precedence:
+    command line > environment variable > rollout.toml's environment section."""
     from pytest_rollout.config import ConfigError, load_config
     from pytest_rollout.flags.base import FlagValueError
 
-    environment = args.environment or os.environ.get("ROLLOUT_ENV")
     path = args.config or os.environ.get(CONFIG_ENV)
     if path is None and Path("rollout.toml").is_file():
         path = "rollout.toml"
-    if path is None:
-        return None, None, environment
+    cli = {
+        "environment": args.environment,
+        "flags": args.flags_uri,
+        "audit_log": args.audit_log,
+        "webhook": getattr(args, "webhook", None),
+    }
     try:
-        config = load_config(Path(path))
-    except ConfigError as exc:
+        config = load_config(Path(path)) if path else None
+        return config, resolve_settings(cli, config=config)
+    except (ConfigError, SettingsError) as exc:
         raise FlagValueError(str(exc)) from None
-    environment = environment or config.default_environment
-    env_config = config.environments.get(environment) if environment else None
-    return config, env_config, environment
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -204,18 +211,16 @@ def _run(args: argparse.Namespace) -> int:
     from pytest_rollout.flags.base import FlagValueError, FlagVerificationError, parse_cli_value
     from pytest_rollout.flags.registry import open_controller
 
-    config, env_config, environment = _load_config(args)
-    # Precedence: command line > environment variable > rollout.toml's environment section.
-    uri = args.flags_uri or os.environ.get(URI_ENV) or (env_config.flags if env_config else None)
+    config, settings = _load_config(args)
+    environment = settings.environment
+    uri = settings.flags
     if not uri:
         return _fail(
             EXIT_USAGE,
             f"no flag backend: pass --flags URI, set {URI_ENV}, or set flags in the "
             "environment's section of rollout.toml",
         )
-    audit_log = args.audit_log or os.environ.get(AUDIT_ENV)
-    if audit_log is None and env_config is not None:
-        audit_log = env_config.audit_log
+    audit_log = settings.audit_log
     actor = args.actor or default_actor()
     controller = open_controller(
         uri,
@@ -270,11 +275,7 @@ def _run(args: argparse.Namespace) -> int:
     # changed nothing, and bad input or an unreachable backend never reached the flags.
     webhook = None
     if command == "rollback" and not args.dry_run:
-        webhook = (
-            args.webhook
-            or os.environ.get(WEBHOOK_ENV)
-            or (env_config.webhook if env_config else None)
-        )
+        webhook = settings.webhook
     before = controller.snapshot()
     try:
         after = controller.set_many(changes, reason=reason or "dry run", dry_run=args.dry_run)
