@@ -87,6 +87,8 @@ def environments_table(config: RolloutConfig) -> str:
 def _override(key: str, value: Any) -> str:
     if key == "flags":
         return "flags " + _flags(value)
+    if key == "waived":  # the reasons are in rollout.toml and in every decision record
+        return "waives " + ", ".join(f"`{keyword}`" for keyword in value)
     if key.endswith("_s"):
         return f"{key.removesuffix('_s')} {format_duration(value)}"
     return f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
