@@ -7,6 +7,7 @@ Module functions only wire things up: the run's state lives in :class:`RolloutSe
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Generator, Sequence
@@ -216,18 +217,24 @@ def _record_usage_error(config: pytest.Config, message: str) -> None:
         shout(problem)
 
 
-def _check_html_path(config: pytest.Config) -> None:
-    """pytest-html would crash (INTERNALERROR, exit 3) on a report path it cannot create:
-    refuse it as a usage error first, which leaves a HOLD record."""
-    html = config.getoption("htmlpath", None)
-    if not html:
-        return
-    parent = Path(html).expanduser().absolute().parent
-    existing = next(p for p in (parent, *parent.parents) if p.exists())
-    if not existing.is_dir():
+def _check_report_paths(config: pytest.Config) -> None:
+    """pytest-html crashes (INTERNALERROR, exit 3) on a report folder it cannot create, and a
+    JUnit file that cannot be written stops every later sessionfinish hook (the HTML audit report
+    is lost): refuse both as usage errors before any gate runs, which leaves a HOLD record."""
+    for option, name in (("htmlpath", "--html"), ("xmlpath", "--junitxml")):
+        value = config.getoption(option, None)
+        if not value:
+            continue
+        parent = Path(value).expanduser().absolute().parent
+        existing = next(p for p in (parent, *parent.parents) if p.exists())
+        if not existing.is_dir():
+            problem = f"{existing} is not a directory"
+        elif not os.access(existing, os.W_OK):
+            problem = f"{existing} is not writable"
+        else:
+            continue
         raise pytest.UsageError(
-            f"pytest-rollout: --html {html}: {existing} is not a directory; "
-            "choose a report path in a writable folder"
+            f"pytest-rollout: {name} {value}: {problem}; choose a report path in a writable folder"
         )
 
 
@@ -250,7 +257,7 @@ def _configure(config: pytest.Config) -> None:
             validate_prometheus_url(settings.prometheus_url, source)
         except ValueError as exc:
             raise pytest.UsageError(f"pytest-rollout: {exc}") from None
-    _check_html_path(config)
+    _check_report_paths(config)
 
     for key in dict.fromkeys([*DEFAULT_PHASES, *rollout_config.phases]):
         phase = rollout_config.phase(key)
