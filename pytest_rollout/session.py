@@ -138,7 +138,12 @@ class RolloutSession:
                 self.decision, self.reason = Decision.HOLD, why
             elif self.decision is Decision.HOLD:
                 self.reason = f"{why}; {self.reason}"
-        waived = {n: r for n, r in self.selection.waived.items() if n not in self.results}
+        decided = set(self._decided_phases())
+        waived = {
+            n: r
+            for n, r in self.selection.waived.items()
+            if self.selection.phase_of.get(n) in decided and n not in self.results
+        }
         if waived:
             extra["waived"] = waived
         if self.decision is Decision.ABORT and self.context.on_abort == "rollback":

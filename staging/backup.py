@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import requests
 
+from pytest_rollout.instants import rfc3339
 from staging.app import Service, _integrity
 from staging.memory import SPACE_NAME
 from staging.stack import NoStackRecorded, Stack, StackError
@@ -208,7 +209,7 @@ def backup(workdir: Path, out: Path) -> dict[str, Any]:
     integrity = files_integrity(copies)
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": rfc3339(time.time()),
         "source": {
             "data_dir": str(data_dir),
             "engram_url": stack.engram_url if stack is not None else None,

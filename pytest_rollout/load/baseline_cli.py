@@ -50,14 +50,14 @@ def add_parser(subparsers: Any) -> None:
 
 def prom_query(url: str | None, at: str | None) -> tuple[PromQuery, str]:
     """A fail-closed query client pinned at ``at`` (credentials from the environment)."""
-    import os
     import time
 
     from pytest_rollout.gate import GateRecord
     from pytest_rollout.instants import parse_instant
     from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
+    from pytest_rollout.settings import resolve_settings
 
-    chosen = url or os.environ.get("ROLLOUT_PROMETHEUS_URL")
+    chosen = resolve_settings({"prometheus_url": url}).prometheus_url  # CLI > env
     if not chosen:
         raise ValueError("give --prometheus URL or set ROLLOUT_PROMETHEUS_URL")
     instant = parse_instant(at) if at else time.time()

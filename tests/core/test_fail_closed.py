@@ -161,3 +161,29 @@ def test_a_failing_gate_never_prints_the_prometheus_password(
         text += junit.read_text()
     assert "RolloutContext(" in text or "rollout" in text
     assert "S3cretPw0rd" not in text
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_a_waived_gate_is_left_out_and_recorded_without_making_the_run_partial(
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
+    pytester.makefile(
+        ".toml",
+        rollout='[environments.ci.phases.phase2.waive]\nsoak = "a soak cannot run in ci"\n'
+        '[environments.ci.phases.phase0.waive]\nbaseline = "no baseline in ci"\n',
+    )
+    pytester.makepyfile(
+        test_gates=gate_module(
+            gate_source("test_p99_within_margin", "pass"),
+            gate_source("test_soak_rss_growth", "fail"),
+            gate_source("test_latency_vs_baseline", "fail", phase="phase0"),
+        )
+    )
+    result = run_gates(pytester, "-m", "phase2", "--rollout-env=ci", RECORD, xdist=xdist)
+    assert result.ret == EXIT["GO"], output(result)
+    record = read_record(pytester.path / "out" / "phase2.json")
+    assert record["waived"] == {
+        "test_gates.py::test_soak_rss_growth": "waived in this environment (soak): "
+        "a soak cannot run in ci"
+    }, "only the decided phase's waivers are listed"
+    assert "partial" not in record

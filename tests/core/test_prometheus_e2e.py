@@ -9,8 +9,8 @@ import pytest
 
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.promserver import PrometheusServer
-from tests.core.conftest import E2E_TOML, END, ERROR_RATIO, P99_DELTA_S, REQUESTS_PER_S
 from tests.core.helpers import EXIT, gate_by_name, last_line, output, read_record, run_gates
+from tests.core.prometheus_helpers import E2E_TOML, END, ERROR_RATIO, P99_DELTA_S, REQUESTS_PER_S
 
 GATES = {
     "error_ratio": """

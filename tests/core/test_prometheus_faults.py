@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rollout.metrics.prometheus import ENV_CA_BUNDLE
-from tests.core.conftest import BAD_QUERY_ERROR, FakePrometheus, TlsPrometheus
 from tests.core.helpers import gate_by_name, output, read_record, run_gates
+from tests.core.prometheus_helpers import BAD_QUERY_ERROR, FakePrometheus, TlsPrometheus
 
 FAULT_TOML = """
     [rollout]

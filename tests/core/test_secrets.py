@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from tests.core.conftest import FakePrometheus
 from tests.core.helpers import output, read_record, run_gates
+from tests.core.prometheus_helpers import FakePrometheus
 
 SECRET_GATES = """
     import pytest

@@ -23,8 +23,8 @@ from pytest_rollout.flags.flagd_file import default_audit_path
 from pytest_rollout.flags.flagd_format import CHANGE_ID_KEY
 from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.flags.http import DEFAULT_AUDIT_LOG
-from tests.core.conftest import END
 from tests.core.helpers import output, read_record
+from tests.core.prometheus_helpers import END
 from tests.faults.matrix import (
     FLAG_TOKEN,
     PROM_PASSWORD,

@@ -28,9 +28,8 @@ from pytest_rollout.load.runner import SoakRunner
 from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 from pytest_rollout.outcomes import Inconclusive
+from tests.load.helpers import TOY_LOCUSTFILE, TargetFactory
 from tests.prom_harness import start_scraping
-
-from .conftest import TOY_LOCUSTFILE, TargetFactory
 
 LOAD_S = 18.0
 WARMUP_S = 4.0

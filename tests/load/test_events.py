@@ -8,8 +8,7 @@ from pathlib import Path
 
 from pytest_rollout.load.events import DriverEvents
 from pytest_rollout.load.soak_config import SoakConfig
-
-from .conftest import TOY_LOCUSTFILE
+from tests.load.helpers import TOY_LOCUSTFILE
 
 
 def _line(event: str, **fields: object) -> bytes:

@@ -22,8 +22,7 @@ from pytest_rollout.load.result import SoakResult
 from pytest_rollout.load.runner import SoakRunner
 from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.outcomes import Inconclusive
-
-from .conftest import TOY_LOCUSTFILE, TargetFactory
+from tests.load.helpers import TOY_LOCUSTFILE, TargetFactory
 
 # A 12 s run resolves a few %/h on a ~27 MB process; the leaking target grows by ~1000 %/h.
 SHORT_RUN_LIMIT_PCT_H = 25.0
