@@ -189,6 +189,7 @@ def build(
         kill_9_staging_service(
             request.getfixturevalue("engram"), request.getfixturevalue("staging_stack")
         )
+        _wait_until_prometheus_shows_the_episodes(url)
     if row.flags:
         stack.enter_context(flag_backend(row, request, run))
     args = [
@@ -372,3 +373,27 @@ def test_every_defect_row_names_the_promise_it_breaks() -> None:
     for row in ROWS:
         assert bool(row.defect) == bool(row.breaks), row.id
         assert not row.breaks or row.breaks in PROMISES, row.id
+
+
+def _wait_until_prometheus_shows_the_episodes(url: str, at_least: float = 1500) -> None:
+    """Wait until Prometheus has scraped the restarted service, then two more scrapes.
+
+    Right after a kill -9 the series carries Prometheus' staleness marker, and a run pinned to
+    the whole second before the first new scrape rightly says "engram_episodes stopped
+    reporting" (HOLD, fail closed). This row is about what comes after the restart: the gates
+    must see every stored episode once the service is scraped again. If Prometheus never shows
+    them within 30 s, the row fails naming what it saw."""
+    import requests
+
+    seen: object = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        answer = requests.get(
+            f"{url}/api/v1/query", params={"query": "sum(engram_episodes)"}, timeout=5
+        ).json()
+        seen = answer.get("data", {}).get("result")
+        if seen and float(seen[0]["value"][1]) >= at_least:
+            time.sleep(2.5)  # the run pins the whole second: let it fall after the new scrapes
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"Prometheus never showed {at_least:g} episodes after the restart: {seen}")
