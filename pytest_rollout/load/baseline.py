@@ -24,6 +24,7 @@ import numpy as np
 
 from pytest_rollout.gate import json_safe
 from pytest_rollout.instants import rfc3339
+from pytest_rollout.load.baseline_explain import WINDOW_SETTINGS, explain
 from pytest_rollout.metrics.prometheus import PromQuery, RangeSeries
 from pytest_rollout.outcomes import inconclusive
 
@@ -245,8 +246,6 @@ class Comparison:
             f"baseline {rfc3339(b.start)} .. {rfc3339(b.at)} ({b.requests:.0f} requests); current "
             f"{rfc3339(c.start)} .. {rfc3339(c.at)} ({c.requests:.0f} requests)"
         )
-        if self.failures():
-            text.append("(in the explanations, control = baseline window, treatment = current)")
         for r in self.failures():
             text.append(f"{r.outcome.upper()}: {r.metric}: {r.explanation}")
         text.append(f"verdict: {self.outcome.upper()}")
@@ -279,6 +278,7 @@ def compare(
     from pytest_rollout.stats import compare_means, compare_quantiles, quantile_estimate
 
     rows: list[ComparisonRow] = []
+    windows = (baseline.spec.window_s, current.spec.window_s)
     same_buckets = len(baseline.bounds) == len(current.bounds) and np.allclose(
         baseline.bounds, current.bounds
     )
@@ -313,7 +313,7 @@ def compare(
         result = compare_quantiles(
             baseline.bounds, baseline.cumulative, current.cumulative, q, margin * base_q, unit="s"
         )
-        rows.append(_row(name, "s", base_q, result, margin))
+        rows.append(_row(name, "s", base_q, result, margin, windows))
 
     for name, unit, base_series, cur_series, floor in (
         ("RSS", "B", baseline.rss, current.rss, _PAGE_BYTES),
@@ -329,14 +329,15 @@ def compare(
                     base_m.mean,
                     cur_m.mean,
                     margin,
-                    f"too few {name} samples ({base_m.n} and {cur_m.n} batches)",
+                    f"too few {name} samples ({base_m.n} baseline and {cur_m.n} current batch "
+                    f"means, need 2 each): compare longer windows ({WINDOW_SETTINGS})",
                 )
             )
             continue
         result = compare_means(
             base_m, cur_m, margin * base_m.mean, unit=unit, statistic=f"mean {name}"
         )
-        rows.append(_row(name, unit, base_m.mean, result, margin))
+        rows.append(_row(name, unit, base_m.mean, result, margin, windows))
 
     base_rps, cur_rps = baseline.rps, current.rps
     rows.append(ComparisonRow(
@@ -363,7 +364,9 @@ def _batch_moments(values: list[float], floor: float) -> Any:
     return Moments(float(means.mean()), variance, k)
 
 
-def _row(name: str, unit: str, base: float, result: Any, margin: float) -> ComparisonRow:
+def _row(
+    name: str, unit: str, base: float, result: Any, margin: float, windows: tuple[float, float]
+) -> ComparisonRow:
     from pytest_rollout.stats import Verdict
 
     lo, hi = result.ci
@@ -377,9 +380,9 @@ def _row(name: str, unit: str, base: float, result: Any, margin: float) -> Compa
         ci_pct=(_pct(lo, base), _pct(hi, base)),
         limit_pct=margin * 100.0,
         outcome=outcome,
-        explanation=result.explanation,
+        explanation=explain(result, unit, windows),
         p_value=result.p_value,
-        n=dict(result.n),
+        n={"baseline": result.n["control"], "current": result.n["treatment"]},
     )
 
 

@@ -63,7 +63,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--interval", default="10s", help="latency/RPS series resolution")
     p.add_argument("--sample-interval", default="15s", help="RSS/CPU sampling period")
     p.add_argument("--progress-every", default="1m", help="progress line period on stderr")
-    p.add_argument("--leak-limit", type=float, default=1.0, help="max RSS growth, %%/h")
+    p.add_argument("--leak-limit", type=_leak_limit, default=1.0, help="max RSS growth, %%/h")
     p.add_argument(
         "--max-failure-ratio",
         type=float,
@@ -72,6 +72,19 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("soak-results.json"))
     p.add_argument("--workdir", type=Path, default=None, help="Locust logs (default: beside --out)")
+
+
+def _leak_limit(text: str) -> float:
+    """A positive %/h: checked here, not after a 24 h soak (the verdict needs it above 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be the largest acceptable RSS growth in %/h, above 0; got {text!r}"
+        )
+    return value
 
 
 def _seconds(text: str, *, allow_zero: bool = False) -> float:

@@ -7,7 +7,8 @@ would then be far too small: a too-narrow interval turns "could not tell" into "
 interval is also never narrower than what the source can resolve: one RSS quantum (a page) over
 the whole run, so a flat line of identical samples does not claim infinite precision.
 
-Gate rule: pass only when the upper bound is under the limit; fail when the lower bound is above
+Gate rule: below the minimum duration (:func:`min_leak_duration_s`) inconclusive, whatever the
+slope; then pass only when the upper bound is under the limit; fail when the lower bound is above
 it; otherwise inconclusive, with the run length that would likely decide.
 """
 
@@ -22,6 +23,16 @@ import numpy.typing as npt
 
 #: Fewer post-warm-up samples than this cannot say anything about a trend.
 MIN_SAMPLES = 6
+
+#: Growth, in % of RSS, that a service may still show after its declared warm-up: caches,
+#: connection pools, allocator arenas and lazily loaded code settle in one-off steps of this order
+#: (the staging service grew 0.4-0.5 % over an 18 s soak after its 2 s warm-up). It is not a leak, and a
+#: leak verdict must not be able to come from it; see :func:`min_leak_duration_s`.
+WARMUP_RESIDUE_PCT = 1.0
+
+#: The steepest least-squares slope a single step of height S can produce over a span T is
+#: 1.5 * S / T (a step at mid-run; anywhere else, or with discrete samples, it is less).
+_STEP_SLOPE_FACTOR = 1.5
 
 _HOUR = 3600.0
 
@@ -132,14 +143,43 @@ def _newey_west_slope_var(
     return max(s, 0.0) / (sxx * sxx)
 
 
+def min_leak_duration_s(limit_pct_per_hour: float) -> float:
+    """Shortest post-warm-up span (s) over which a slope can be judged against the limit.
+
+    Over a span T, warm-up growth of WARMUP_RESIDUE_PCT left after the warm-up reads as a slope
+    of up to 1.5 * WARMUP_RESIDUE_PCT / T %/h; only when T is long enough for that to stay at or
+    under the limit can a slope above it be told from warm-up.  A shorter run cannot pass either:
+    it sees neither slow leaks nor a full cycle of the allocator and GC (fail closed).  At the
+    1 %/h phase 0 limit that is 1.5 h; an 18 s run could only judge limits above 300 %/h.
+    """
+    if not limit_pct_per_hour > 0:
+        raise ValueError(
+            f"leak limit must be above 0 %/h, got {limit_pct_per_hour!r}: set --leak-limit or "
+            "soak_rss_growth_pct_per_hour_max to the largest acceptable RSS growth"
+        )
+    return _STEP_SLOPE_FACTOR * WARMUP_RESIDUE_PCT / limit_pct_per_hour * _HOUR
+
+
 def judge_leak(estimate: LeakEstimate, limit_pct_per_hour: float) -> LeakVerdict:
-    """Pass when the whole interval is under the limit, fail when it is all above, else tell."""
+    """Inconclusive on a run shorter than :func:`min_leak_duration_s`; then pass when the whole
+    interval is under the limit, fail when it is all above, else tell how long to run."""
     lo, hi = estimate.ci_pct_per_hour
     level = f"{estimate.confidence:.0%}"
     head = (
         f"RSS slope {estimate.slope_pct_per_hour:+.3g} %/h ({level} CI [{lo:+.3g}, {hi:+.3g}] %/h, "
         f"{estimate.n} samples over {_fmt_duration(estimate.duration_s)})"
     )
+    minimum = min_leak_duration_s(limit_pct_per_hour)
+    if estimate.duration_s < minimum:
+        return LeakVerdict(
+            "inconclusive",
+            f"{head}: too short to tell a leak from warm-up growth at the "
+            f"{limit_pct_per_hour:g} %/h limit; soak for at least "
+            f"{_fmt_duration(minimum)} after the warm-up (rollout soak --duration; for a soak the "
+            "gates run, the phase's duration)",
+            limit_pct_per_hour,
+            estimate,
+        )
     if hi < limit_pct_per_hour:
         return LeakVerdict(
             "pass",

@@ -9,14 +9,17 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from pytest_rollout.durations import parse_duration
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.load.baseline import (
     BaselineSpec,
@@ -183,6 +186,9 @@ def test_shifted_latency_and_grown_rss_fail() -> None:
     assert rows["p50 latency"].outcome == "fail" and rows["RSS"].outcome == "fail"
     assert rows["RSS"].delta_pct == pytest.approx(10.0)
     assert result.outcome == "fail"
+    p50 = rows["p50 latency"].explanation
+    assert p50.startswith("current p50 is ") and "higher than the baseline's" in p50
+    assert "beyond the +" in p50 and "treatment" not in p50
 
 
 def test_changed_bucket_layout_is_inconclusive() -> None:
@@ -197,6 +203,31 @@ def test_too_few_resource_samples_is_inconclusive() -> None:
     result = compare(_snapshot(HEALTHY, n=4), _snapshot(HEALTHY, n=4))
     rows = {r.metric: r for r in result.rows}
     assert rows["RSS"].outcome == "inconclusive" and result.outcome == "inconclusive"
+    assert "1 baseline and 1 current batch means" in rows["RSS"].explanation
+    assert "compare longer windows (rollout baseline save --window" in rows["RSS"].explanation
+
+
+def test_undecided_row_is_current_vs_baseline_and_asks_for_a_longer_window() -> None:
+    """Issue 17: 'treatment mean CPU ... about 35 treatment / 35 control samples would decide
+    it' named groups a baseline comparison does not have, and a sample size its window fixes."""
+    rng = np.random.default_rng(4)
+    base, cur = _snapshot(HEALTHY), _snapshot(HEALTHY)
+    base.cpu = [[t, 0.2 + rng.normal(0, 0.05)] for t, _ in base.cpu]
+    cur.cpu = [[t, 0.2 + rng.normal(0, 0.05)] for t, _ in cur.cpu]
+    result = compare(base, cur)
+    cpu = next(r for r in result.rows if r.metric == "CPU")
+    assert cpu.outcome == "inconclusive"
+    text = cpu.explanation
+    assert "treatment" not in text and "control" not in text and "samples would" not in text
+    assert text.startswith("current mean CPU is ") and "the baseline's, 95 % interval" in text
+    assert "12 baseline / 12 current batch means), so waiting cannot decide it" in text
+    longer = re.search(r"compare windows about (\d+\.\d)x as long \((\w+) windows\)", text)
+    assert longer is not None, text
+    assert float(longer[1]) > 1.0 and parse_duration(longer[2]) > 60.0  # the window is 60 s
+    assert cpu.n == {"baseline": 12, "current": 12}
+    table = result.table()
+    assert "treatment" not in table and "control" not in table
+    assert "INCONCLUSIVE: CPU: current mean CPU is" in table
 
 
 def test_snapshot_json_round_trip(tmp_path: Path) -> None:
