@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_rollout.config import ConfigError, EnvironmentConfig, PhaseConfig, RolloutConfig
+from pytest_rollout.flags.audit import UNKNOWN_ACTOR, default_actor, unknown_actor_warning
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.redact import redact_url
 from pytest_rollout.settings import Settings
@@ -52,7 +54,9 @@ class RolloutContext:
     run_id: str = ""
     settings: Settings = field(default_factory=Settings)
     _source: PrometheusSource | None = field(default=None, repr=False)
-    _flags: FlagController | None = field(default=None, repr=False)
+    # One controller per phase: each audit line records the phase its change belongs to.
+    _flags: dict[str | None, FlagController] = field(default_factory=dict, repr=False)
+    _actor_warned: bool = field(default=False, repr=False)
 
     @property
     def env(self) -> EnvironmentConfig:
@@ -98,9 +102,10 @@ class RolloutContext:
         uri = self.flags_uri or "<none>"
         return redact_url(uri) if "://" in uri else uri
 
-    def flag_controller(self) -> FlagController:
-        """The shared flag controller; a missing backend is a clear gate error."""
-        if self._flags is None:
+    def flag_controller(self, phase: str | None = None) -> FlagController:
+        """The shared flag controller of ``phase`` (recorded in its audit lines; None when no
+        phase is known); a missing backend is a clear gate error."""
+        if phase not in self._flags:
             from pathlib import Path
 
             from pytest_rollout.flags.registry import open_controller
@@ -111,15 +116,30 @@ class RolloutContext:
                     f"[environments.{self.environment or '<name>'}] of {self.config.source}"
                 )
             audit = self.settings.audit_log  # same precedence as `rollout flags`
-            self._flags = open_controller(
+            self._flags[phase] = open_controller(
                 self.flags_uri,
                 audit_log=Path(audit) if audit else None,
-                actor=str(self.describe()["operator"]),
+                actor=default_actor(),
                 environment=self.environment,
-                phase=None,
+                phase=phase,
                 run_id=self.run_id,
             )
-        return self._flags
+        return self._flags[phase]
+
+    def wrote_flags(self) -> bool:
+        """Did a flag controller of this process start a change (so it wrote audit lines)?"""
+        return any(getattr(c, "last_change_id", None) for c in self._flags.values())
+
+    def warn_if_actor_unknown(self) -> None:
+        """Once per process: say on stderr that the operator is unknown and how to name it.
+
+        Called only where the actor is recorded (audit lines, a decision record), so a plain
+        pytest run with the plugin installed stays quiet.
+        """
+        if self._actor_warned or default_actor() != UNKNOWN_ACTOR:
+            return
+        self._actor_warned = True
+        print(unknown_actor_warning("pytest-rollout"), file=sys.stderr, flush=True)
 
     def __repr__(self) -> str:
         # Gates receive this object: pytest prints a failing test's arguments (-l, -vv, JUnit),
@@ -135,11 +155,7 @@ class RolloutContext:
         """Context for the decision record and report, free of credentials."""
         return {
             "prometheus_url": redact_url(self.prometheus_url) if self.prometheus_url else None,
-            "operator": os.environ.get("GITHUB_ACTOR")
-            or os.environ.get("GITLAB_USER_LOGIN")
-            or os.environ.get("USER")
-            or os.environ.get("LOGNAME")
-            or "unknown",
+            "operator": default_actor(),  # same sources as the audit log's actor
             "ci": bool(os.environ.get("CI")),
             "run_id": self.run_id,
             "flags": self.flags_display if self.flags_uri else None,

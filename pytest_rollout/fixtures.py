@@ -56,10 +56,13 @@ def prom(rollout: RolloutContext, gate: GateRecord) -> PromQuery:
     return PromQuery(rollout.prometheus(), gate)
 
 
-@pytest.fixture(scope="session")
-def flags(rollout: RolloutContext) -> FlagController:
-    """The flag backend of this environment (read flags, snapshot; changes are audited)."""
-    return rollout.flag_controller()
+@pytest.fixture
+def flags(request: pytest.FixtureRequest, rollout: RolloutContext) -> FlagController:
+    """The flag backend of this environment (read flags, snapshot; changes are audited).
+
+    Per gate, so a change it makes is audited with the gate's phase; one controller per phase.
+    """
+    return rollout.flag_controller(phase_of(request.node, rollout))
 
 
 @pytest.fixture

@@ -361,6 +361,8 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
     if workeroutput is not None:  # xdist worker -> controller: what collection left out
         selection = session.config.stash.get(selection_key, Selection())
         workeroutput["rollout_selection"] = json.dumps(selection.to_json())
+        # The controller warns about an unknown actor once for the run, workers never do.
+        workeroutput["rollout_wrote_flags"] = session.config.stash[context_key].wrote_flags()
     try:
         return (yield)
     except Exception as exc:

@@ -44,6 +44,7 @@ class RolloutSession:
         self.actions: list[dict[str, Any]] = []
         self.flags_before: dict[str, Any] = {}
         self.flags_after: dict[str, Any] = {}
+        self.workers_wrote_flags = False  # an xdist worker's gate changed flags (audited)
         self.problems: list[str] = []  # what went wrong around the decision (shown, never hidden)
         self.selection = config.stash.setdefault(selection_key, Selection())
 
@@ -116,12 +117,17 @@ class RolloutSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """xdist: what each worker's collection saw and left out (see selection.py)."""
-        data = getattr(node, "workeroutput", {}).get("rollout_selection")
+        output = getattr(node, "workeroutput", {})
+        data = output.get("rollout_selection")
         if data:
             self.selection.merge(json.loads(data))
+        if output.get("rollout_wrote_flags"):
+            self.workers_wrote_flags = True
 
     @pytest.hookimpl(tryfirst=True)  # decide before pytest-html and the terminal write reports
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.workers_wrote_flags or self.context.wrote_flags():
+            self.context.warn_if_actor_unknown()  # the audit lines name the actor
         if not self.active:
             return
         if exitstatus in UNFINISHED:  # interrupted, internal error, usage error keep their codes
@@ -169,6 +175,7 @@ class RolloutSession:
             actions=self.actions,
             extra=extra,
         )
+        self.context.warn_if_actor_unknown()  # the record names the operator
         # The exit status follows the decision whatever fails below (a hook, the record's disk).
         session.exitstatus = self.decision.exit_status
         try:
@@ -206,6 +213,7 @@ class RolloutSession:
                 extra={"context": dict(self.context.describe())},
             )
         )
+        self.context.warn_if_actor_unknown()  # the record names the operator
 
     def _rollback(self) -> None:
         phase = self.phase_name
@@ -345,7 +353,7 @@ def _flag_rollback(
     from pytest_rollout.flags.rollback import perform_rollback
 
     try:
-        controller = context.flag_controller()
+        controller = context.flag_controller(phase)  # its audit lines say which phase aborted
     except Exception as exc:
         return {
             "action": "rollback",

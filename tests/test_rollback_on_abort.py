@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.plugin import OPT_DECISION_JSON, OPT_FLAGS, OPT_ON_ABORT
+from tests.flags.helpers import ACTOR_VARIABLES
 
 FLAG_FILE = {
     "$schema": "https://flagd.dev/schema/v0/flags.json",
@@ -129,3 +131,100 @@ def test_failed_rollback_is_loud_and_stays_abort(rollout_project: pytest.Pyteste
     assert action["result"] == "failed"
     assert "blended_recall" in action["message"], "the message says what state the flags are in"
     assert read_flags(flag_file)["blended_recall"].value == 5
+
+
+def _actors(monkeypatch: pytest.MonkeyPatch, **actors: str) -> None:
+    """Only ``actors`` name who acts in the inner run (it inherits this environment)."""
+    for name in ACTOR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in actors.items():
+        monkeypatch.setenv(name, value)
+
+
+def _audit_changes(project: pytest.Pytester) -> list[dict[str, Any]]:
+    lines = (project.path / "flags.json.audit.jsonl").read_text().splitlines()
+    return [c for c in map(json.loads, lines) if c["kind"] == "change"]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_abort_rollback_audits_the_phase_and_rollout_actor(
+    rollout_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    _actors(monkeypatch, ROLLOUT_ACTOR="oncall-alice", GITHUB_ACTOR="ci-bot", USER="login")
+    flag_file = rollout_project.path / "flags.json"
+    result = rollout_project.runpytest_subprocess(
+        f"{OPT_FLAGS}=flagd-file:{flag_file}",
+        f"{OPT_ON_ABORT}=rollback",
+        f"{OPT_DECISION_JSON}=decision.json",
+        "-p",
+        "no:cacheprovider",
+        *xdist,
+    )
+    assert result.ret == 10
+    (change,) = _audit_changes(rollout_project)
+    assert (change["phase"], change["actor"]) == ("phase2", "oncall-alice")
+    record = json.loads((rollout_project.path / "decision.json").read_text())
+    assert record["context"]["operator"] == "oncall-alice"
+    assert "actor unknown" not in result.stderr.str()
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_an_unknown_actor_is_warned_about_once_per_run(
+    rollout_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    _actors(monkeypatch)
+    flag_file = rollout_project.path / "flags.json"
+    result = rollout_project.runpytest_subprocess(
+        f"{OPT_FLAGS}=flagd-file:{flag_file}",
+        f"{OPT_ON_ABORT}=rollback",
+        f"{OPT_DECISION_JSON}=decision.json",
+        "-p",
+        "no:cacheprovider",
+        *xdist,
+    )
+    assert result.ret == 10
+    warnings = [line for line in result.stderr.lines if "actor unknown" in line]
+    assert len(warnings) == 1, result.stderr.str()
+    assert "export ROLLOUT_ACTOR=" in warnings[0]
+    (change,) = _audit_changes(rollout_project)
+    assert change["actor"] == "unknown"
+    record = json.loads((rollout_project.path / "decision.json").read_text())
+    assert record["context"]["operator"] == "unknown"
+
+
+def test_a_run_that_records_no_actor_does_not_warn(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _actors(monkeypatch)
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "actor unknown" not in result.stderr.str()
+
+
+DRILL = """
+import pytest
+
+@pytest.mark.phase3
+def test_abort_when_chaos_drill_does_not_recover(flags):
+    flags.set_many({"blended_recall": 0}, reason="phase3 chaos drill: roll back")
+    flags.set_many({"blended_recall": 5}, reason="phase3 chaos drill: restore")
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_gate_changing_flags_audits_its_phase(
+    rollout_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+) -> None:
+    _actors(monkeypatch, ROLLOUT_ACTOR="oncall-alice")
+    rollout_project.makepyfile(test_gates=DRILL)
+    flag_file = rollout_project.path / "flags.json"
+    result = rollout_project.runpytest_subprocess(
+        f"{OPT_FLAGS}=flagd-file:{flag_file}", "-p", "no:cacheprovider", *xdist
+    )
+    assert result.ret == 0, result.stdout.str()
+    changes = _audit_changes(rollout_project)
+    assert [(c["phase"], c["actor"], c["after"]) for c in changes] == [
+        ("phase3", "oncall-alice", 0),
+        ("phase3", "oncall-alice", 5),
+    ]

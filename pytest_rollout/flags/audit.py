@@ -58,13 +58,25 @@ def new_change_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+UNKNOWN_ACTOR = "unknown"
+
+
 def default_actor() -> str:
-    """Who is acting: ROLLOUT_ACTOR, a CI identity, or the login name."""
+    """Who is acting: ROLLOUT_ACTOR, a CI identity, or the login name (else "unknown")."""
     for variable in _ACTOR_VARIABLES:
-        value = os.environ.get(variable)
+        value = os.environ.get(variable, "").strip()
         if value:
             return value
-    return "unknown"
+    return UNKNOWN_ACTOR
+
+
+def unknown_actor_warning(prog: str) -> str:
+    """The warning shown when the actor resolved to "unknown", naming how to fix it."""
+    return (
+        f"{prog}: warning: actor unknown: none of {', '.join(_ACTOR_VARIABLES)} is set, so the "
+        f"audit log and decision records say 'actor: {UNKNOWN_ACTOR}'; "
+        "export ROLLOUT_ACTOR=<your name> (or pass --actor to `rollout flags`)"
+    )
 
 
 @dataclass(frozen=True)

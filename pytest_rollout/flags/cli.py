@@ -72,7 +72,12 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         default=default(None),
         help="environment recorded in the audit log (env ROLLOUT_ENV)",
     )
-    parser.add_argument("--phase", default=default(None), help="rollout phase for the audit log")
+    parser.add_argument(
+        "--phase",
+        default=default(None),
+        help="rollout phase for the audit log (rollback default: the phase of the change "
+        "undone by --to, else of the latest audited change)",
+    )
     parser.add_argument("--reason", default=default(None), help="why (required for changes)")
     parser.add_argument(
         "--dry-run",
@@ -207,7 +212,7 @@ def _load_config(args: argparse.Namespace) -> tuple[RolloutConfig | None, Settin
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pytest_rollout.flags.audit import default_actor
+    from pytest_rollout.flags.audit import UNKNOWN_ACTOR, default_actor, unknown_actor_warning
     from pytest_rollout.flags.base import FlagValueError, FlagVerificationError, parse_cli_value
     from pytest_rollout.flags.registry import open_controller
 
@@ -222,14 +227,20 @@ def _run(args: argparse.Namespace) -> int:
         )
     audit_log = settings.audit_log
     actor = args.actor or default_actor()
-    controller = open_controller(
-        uri,
-        audit_log=Path(audit_log) if audit_log else None,
-        actor=actor,
-        environment=environment,
-        phase=args.phase,
-        run_id=f"cli-{socket.gethostname()}-{os.getpid()}",
-    )
+    run_id = f"cli-{socket.gethostname()}-{os.getpid()}"
+
+    def open_for(phase: str | None) -> Any:
+        return open_controller(
+            uri,
+            audit_log=Path(audit_log) if audit_log else None,
+            actor=actor,
+            environment=environment,
+            phase=phase,
+            run_id=run_id,
+        )
+
+    phase = args.phase
+    controller = open_for(phase)
     command = args.flags_command
     if command == "get":
         states = controller.get_all()
@@ -251,7 +262,10 @@ def _run(args: argparse.Namespace) -> int:
             raise FlagValueError(f"cohort percent must be a number 0..100, got {args.percent!r}")
         changes = {args.name: percent}
     elif args.to is not None:
-        changes = _state_before(controller, args.to)
+        changes, undone_phase = _state_before(controller, args.to)
+        if phase is None and undone_phase is not None:
+            phase = undone_phase
+            _note_phase(phase, f"the phase of change {args.to}")
     elif args.phase_state:
         if not args.phase or config is None:
             raise FlagValueError("--phase-state needs --phase PHASE and a rollout.toml (--config)")
@@ -262,14 +276,22 @@ def _run(args: argparse.Namespace) -> int:
             )
     else:
         changes = _parse_state(args.state)
+        if phase is None:
+            phase = _latest_phase(controller)
+            if phase is not None:
+                _note_phase(phase, "the phase of the latest audited change")
 
     reason = (args.reason or "").strip()
     if not reason and not args.dry_run:
         return _fail(EXIT_USAGE, "--reason is required for changes (it goes into the audit log)")
+    if phase != args.phase:
+        controller = open_for(phase)  # the audit lines record the phase found above
+    if actor == UNKNOWN_ACTOR and not args.dry_run:
+        print(unknown_actor_warning("rollout flags"), file=sys.stderr)
     if command == "rollback":
         target = f" to before {args.to}" if args.to else ""
         if args.phase_state:
-            target = f" to the {args.phase} rollback state"
+            target = f" to the {phase} rollback state"
         reason = f"rollback{target}: {reason or 'dry run'}"
     # Same precedence as the flags URI. Only a rollback that was written is announced: a dry run
     # changed nothing, and bad input or an unreachable backend never reached the flags.
@@ -284,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
         if webhook:
             _notify(
                 webhook,
-                args.phase,
+                phase,
                 reason,
                 "rollback NOT VERIFIED",
                 actor,
@@ -313,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
     if webhook:
         error = _notify(
             webhook,
-            args.phase,
+            phase,
             reason,
             "rollback",
             actor,
@@ -382,7 +404,8 @@ def _parse_state(items: list[str]) -> dict[str, bool | float]:
     return state
 
 
-def _state_before(controller: Any, change_id: str) -> dict[str, bool | float]:
+def _state_before(controller: Any, change_id: str) -> tuple[dict[str, bool | float], str | None]:
+    """The values before change ``change_id``, and the phase its audit lines recorded."""
     from pytest_rollout.flags.base import FlagValueError
 
     _warn_corrupt_lines(controller)  # a line lost there may be part of the change to undo
@@ -394,8 +417,30 @@ def _state_before(controller: Any, change_id: str) -> dict[str, bool | float]:
                     "values anyway",
                     file=sys.stderr,
                 )
-            return dict(change.before)
+            return dict(change.before), _phase_of(change)
     raise FlagValueError(f"no change with audit id {change_id!r} in {controller.audit.path}")
+
+
+def _phase_of(change: Any) -> str | None:
+    phase = change.lines[0].get("phase") if change.lines else None
+    return phase if isinstance(phase, str) and phase else None
+
+
+def _latest_phase(controller: Any) -> str | None:
+    """The phase of the newest audited change that names one: the phase being rolled back."""
+    history = getattr(controller, "history", None)  # a third-party backend may keep none
+    for change in reversed(history(read_backend=False) if history else []):
+        phase = _phase_of(change)
+        if phase is not None:
+            return phase
+    return None
+
+
+def _note_phase(phase: str, source: str) -> None:
+    print(
+        f"rollout flags: note: recording phase {phase!r} ({source}); pass --phase to name another",
+        file=sys.stderr,
+    )
 
 
 def _warn_corrupt_lines(controller: Any) -> int:
