@@ -297,7 +297,13 @@ class Stack:
             private = stat.S_IMODE(self.token_path.stat().st_mode) == 0o600
             if private and self.token_path.read_text(encoding="utf-8") == self.admin_token:
                 return self.token_path
-        _write_private(self.token_path, self.admin_token)
+        try:
+            _write_private(self.token_path, self.admin_token)
+        except OSError as exc:
+            raise StackError(
+                f"cannot write the admin token file {self.token_path}: {exc}; make the workdir "
+                "writable by you (or pass --workdir), then run the command again"
+            ) from None
         return self.token_path
 
     def admin_headers(self) -> dict[str, str]:
