@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -146,8 +148,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"staging stack down; removed {stack.state_path}")
         return 0
     if args.command == "env":
-        for key, value in Stack.load(args.workdir).env(flag_backend=args.flag_backend).items():
-            print(f"export {key}={shlex.quote(value)}")
+        stack = Stack.load(args.workdir)
+        for key, value in stack.env(flag_backend=args.flag_backend).items():
+            if key == "ROLLOUT_FLAGS_TOKEN":
+                # A reference, not the token: credentials never appear in output (terminals,
+                # CI logs); `eval "$(python -m staging env)"` reads the 0600 file instead.
+                path = shlex.quote(str(stack.write_token_file()))
+                print(f'export {key}="$(cat -- {path})"')
+            else:
+                print(f"export {key}={shlex.quote(value)}")
         return 0
     if args.command == "seed":
         from staging.seed import seed
@@ -164,18 +173,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "traffic":
         from staging.traffic import drive, parse_duration
 
+        url, duration_s = _engram_url(args), parse_duration(args.duration)
+        stop = threading.Event()
+        stopped_by: list[str] = []
+
+        def stop_early(signum: int, _frame: object) -> None:
+            stopped_by.append(signal.Signals(signum).name)
+            stop.set()
+            # A second signal is the operator insisting: end at once, without the summary.
+            for handled in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(handled) is stop_early:
+                    signal.signal(handled, signal.SIG_DFL)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # An ignored signal stays ignored: a shell script's `&` job must not stop on Ctrl-C.
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, stop_early)
+        print(
+            f"traffic: {args.rps:g} req/s to {url} for {duration_s:g}s; SIGTERM or Ctrl-C stops "
+            "it early and still prints the summary",
+            file=sys.stderr,
+            flush=True,
+        )
         summary = drive(
-            _engram_url(args),
-            duration_s=parse_duration(args.duration),
+            url,
+            duration_s=duration_s,
             rps=args.rps,
             spaces=args.spaces,
             write_ratio=args.write_ratio,
             threads=args.threads,
             prefix=args.prefix,
             skew=args.skew,
+            stop=stop,
         )
-        print(json.dumps(summary.to_json()))
-        # Failures may be a chaos drill doing its job; only "nothing got through" is an error.
+        summary.stopped_by = stopped_by[0] if stopped_by else None
+        print(json.dumps(summary.to_json()), flush=True)
+        # Failures may be a chaos drill doing its job, and a signal is the documented way to end
+        # a background run: only "nothing got through" is an error.
         return 0 if summary.requests > summary.failures else 1
     if args.command in ("backup", "restore", "verify-backup"):
         return _data_command(args)

@@ -2,7 +2,7 @@
 
 ``Stack.up(workdir)`` starts both processes on free loopback ports, waits until Prometheus holds
 the service's first scrape, and records everything in ``workdir/state.json`` (mode 0600: it holds
-the admin token). ``Stack.load(workdir).down()`` stops exactly the recorded PIDs, from any process.
+the admin token, which ``workdir/admin_token``, also 0600, holds alone for shells to read). ``Stack.load(workdir).down()`` stops exactly the recorded PIDs, from any process.
 A recorded PID is ours only while its command line and its start time are the recorded ones.
 """
 
@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from staging.flags import write_initial_flag_file
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORKDIR = REPO_ROOT / ".staging"
 STATE_FILE = "state.json"
+TOKEN_FILE = "admin_token"
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 RULES_GLOB = "monitoring/prometheus/*.rules.yml"
 SCRAPE_JOB = "engram"
@@ -281,6 +283,29 @@ class Stack:
     def state_path(self) -> Path:
         return self.workdir / STATE_FILE
 
+    @property
+    def token_path(self) -> Path:
+        return self.workdir / TOKEN_FILE
+
+    def write_token_file(self) -> Path:
+        """(Re)write ``token_path`` (0600) with the admin token, unless it already holds it.
+
+        Shells read the token from there (``python -m staging env``), so it never appears in
+        output; a stack recorded before the file existed gets it on first use.
+        """
+        with contextlib.suppress(OSError):
+            private = stat.S_IMODE(self.token_path.stat().st_mode) == 0o600
+            if private and self.token_path.read_text(encoding="utf-8") == self.admin_token:
+                return self.token_path
+        try:
+            _write_private(self.token_path, self.admin_token)
+        except OSError as exc:
+            raise StackError(
+                f"cannot write the admin token file {self.token_path}: {exc}; make the workdir "
+                "writable by you (or pass --workdir), then run the command again"
+            ) from None
+        return self.token_path
+
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
@@ -389,6 +414,7 @@ class Stack:
 
     def _save(self) -> None:
         _write_private(self.state_path, json.dumps(self.state.to_json(), indent=2) + "\n")
+        self.write_token_file()
 
     def _replace(self, **changes: Any) -> None:
         self.state = StackState(**{**self.state.to_json(), **changes})
@@ -565,8 +591,9 @@ class Stack:
         for name, (pid, marker, started) in self._recorded().items():
             if pid and _stop(pid, marker, started, self._children.pop(pid, None), grace_s):
                 stopped.append((name, pid))
-        with contextlib.suppress(FileNotFoundError):
-            self.state_path.unlink()
+        for path in (self.state_path, self.token_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         return stopped
 
     def __enter__(self) -> Stack:

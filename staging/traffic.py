@@ -40,6 +40,7 @@ class TrafficSummary:
     by_group: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    stopped_by: str | None = None  # the signal that ended the run early, e.g. "SIGTERM"
 
     @property
     def achieved_rps(self) -> float:
@@ -62,6 +63,7 @@ class TrafficSummary:
             "by_kind": dict(self.by_kind),
             "by_group": dict(self.by_group),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "stopped_by": self.stopped_by,
         }
 
 
@@ -77,11 +79,14 @@ def drive(
     skew: float = 1.1,
     rng_seed: int = 0,
     timeout_s: float = 5.0,
+    stop: threading.Event | None = None,
 ) -> TrafficSummary:
     """Send about ``rps`` requests per second for ``duration_s`` seconds, then return totals.
 
     Each thread paces its own share of the rate against the clock (open loop): a slow service
-    makes threads fall behind, and ``achieved_rps`` shows it.
+    makes threads fall behind, and ``achieved_rps`` shows it. Setting ``stop`` ends the run
+    early: each thread finishes its request in flight (at most ``timeout_s``) and the totals so
+    far are returned.
     """
     if duration_s <= 0 or rps <= 0 or not 0 <= write_ratio <= 1 or spaces < 1:
         raise ValueError("need duration > 0, rps > 0, 0 <= write_ratio <= 1, spaces >= 1")
@@ -91,6 +96,7 @@ def drive(
     lock = threading.Lock()
     threads = max(1, min(threads, int(rps) or 1))
     interval = threads / rps
+    stop = stop or threading.Event()
     started = time.monotonic()
     deadline = started + duration_s
 
@@ -100,10 +106,10 @@ def drive(
         with requests.Session() as http:
             while True:
                 now = time.monotonic()
-                if next_at >= deadline or now >= deadline:
+                if next_at >= deadline or now >= deadline or stop.is_set():
                     return
-                if next_at > now:
-                    time.sleep(next_at - now)
+                if next_at > now and stop.wait(next_at - now):
+                    return
                 next_at += interval
                 space = rng.choices(names, cum_weights=cumulative)[0]
                 if rng.random() < write_ratio:

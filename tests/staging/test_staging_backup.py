@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
+import shlex
 import sqlite3
 import time
 import uuid
@@ -22,7 +24,7 @@ import requests
 
 from staging.backup import restore
 from staging.seed import seed
-from staging.stack import Stack, StackError
+from staging.stack import REPO_ROOT, Stack, StackError
 from staging.testing import process_running, run_staging_cli
 
 
@@ -253,3 +255,33 @@ def test_restore_reports_a_mismatch_when_the_service_differs_from_the_manifest(
     assert [m.split(":")[0] for m in result.mismatches] == [space]
     assert f"'episodes': {seeded.per_space[space] + 1}" in result.mismatches[0]
     assert result.answer["spaces"][space]["episodes"] == seeded.per_space[space] + 1
+
+
+def _drill_restore_commands() -> list[list[str]]:
+    """The arguments of each `python -m staging` line of the drill's data restore, as written."""
+    drill = (REPO_ROOT / "docs" / "operations" / "rollback.md").read_text()
+    _, found, step = drill.partition("**4. A data restore:**")
+    assert found, "rollback.md: the drill has no step '**4. A data restore:**'"
+    block = re.search(r"```sh\n(.*?)```", step, re.S)
+    assert block, "rollback.md: the drill's data restore step has no ```sh block to run"
+    commands = [shlex.split(line, comments=True) for line in block.group(1).splitlines()]
+    return [words[3:] for words in commands if words[:3] == ["python", "-m", "staging"]]
+
+
+def test_the_drills_data_restore_runs_as_documented(stack: Stack, tmp_path: Path) -> None:
+    # Step 2 of the drill seeds the default spaces before this step backs them up.
+    seed(stack.engram_url, episodes=200, spaces=20, skew=0)
+    commands = _drill_restore_commands()
+    kinds = [args[0] for args in commands]
+    assert "backup" in kinds and "restore" in kinds[kinds.index("backup") :], kinds
+    restores = []
+    for args in commands:
+        args = [str(tmp_path / "drill-backup") if word == "$B" else word for word in args]
+        done = run_staging_cli(stack.workdir, *args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        if args[0] == "restore":
+            restores.append(done.stdout)
+    for output in restores:
+        assert "integrity OK" in output
+        # The episodes the drill wrote after the backup are the ones discarded.
+        assert re.search(r"now discarded: [1-9]\d* \(space-\d{4} [1-9]", output), output

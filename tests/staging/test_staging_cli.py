@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import shlex
 import signal
 import stat
 import subprocess
@@ -15,7 +17,7 @@ import pytest
 import requests
 
 from staging.flags import write_initial_flag_file
-from staging.stack import REPO_ROOT, StackState, wait_for_exec
+from staging.stack import REPO_ROOT, Stack, StackState, wait_for_exec
 from staging.testing import process_running, run_staging_cli
 
 
@@ -43,10 +45,11 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
         exported = dict(
             line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines()
         )
+        token_path = workdir.resolve() / "admin_token"
         assert exported == {
             "ROLLOUT_PROMETHEUS_URL": state.prometheus_url,
             "ROLLOUT_FLAGS": state.engram_url,
-            "ROLLOUT_FLAGS_TOKEN": state.admin_token,
+            "ROLLOUT_FLAGS_TOKEN": f'"$(cat -- {shlex.quote(str(token_path))})"',
             "ENGRAM_URL": state.engram_url,
         }
         file_env = run_staging_cli(workdir, "env", "--flag-backend", "file")
@@ -78,6 +81,7 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
     assert down.returncode == 0
     assert not process_running(state.service_pid) and not process_running(state.prometheus_pid)
     assert not state_path.exists()
+    assert not token_path.exists()  # the token goes with the stack
     assert run_staging_cli(workdir, "status").returncode == 1
     # `down` is idempotent: the second one has nothing to stop and says so.
     second = run_staging_cli(workdir, "down")
@@ -107,6 +111,77 @@ def _stop_if_still_ours(pid: int, cmdline: bytes) -> None:
         return
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
+
+
+def test_env_prints_a_reference_to_the_token_and_eval_still_exports_it(
+    staging_stack: Stack,
+) -> None:
+    # Credentials never appear in output: `env` is typed in terminals and logged by CI jobs.
+    env = run_staging_cli(staging_stack.workdir, "env")
+    assert env.returncode == 0, env.stderr
+    assert staging_stack.admin_token not in env.stdout + env.stderr
+    assert stat.S_IMODE(staging_stack.token_path.stat().st_mode) == 0o600
+
+    # ... while `eval "$(python -m staging env)"` gives the shell the real values.
+    script = (
+        'eval "$("$PYTHON" -m staging --workdir "$WORKDIR" env)" && '
+        'printf "%s\\n" "$ROLLOUT_FLAGS_TOKEN" "$ROLLOUT_FLAGS" "$ENGRAM_URL" '
+        '"$ROLLOUT_PROMETHEUS_URL"'
+    )
+    shell = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHON": sys.executable,
+            "WORKDIR": str(staging_stack.workdir),
+        },
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines() == [
+        staging_stack.admin_token,
+        staging_stack.engram_url,
+        staging_stack.engram_url,
+        staging_stack.prometheus_url,
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_traffic_stopped_by_a_signal_still_prints_its_summary(
+    staging_stack: Stack, signum: signal.Signals
+) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "staging", "--workdir", str(staging_stack.workdir), "traffic"]
+        + ["--duration", "5m", "--rps", "20", "--spaces", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    ) as traffic:
+        assert traffic.stdout is not None and traffic.stderr is not None
+        try:
+            # The start line comes once the handlers are in place; a signal before it kills.
+            started, _, _ = select.select([traffic.stderr], [], [], 30)
+            assert started, "traffic printed no start line on stderr within 30 s"
+            assert "stops it early" in traffic.stderr.readline()
+            time.sleep(1.5)
+            traffic.send_signal(signum)
+            traffic.wait(timeout=30)
+            stdout, stderr = traffic.stdout.read(), traffic.stderr.read()
+        finally:
+            if traffic.poll() is None:
+                traffic.kill()
+    assert traffic.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["stopped_by"] == signum.name
+    assert summary["requests"] >= 10 and summary["failures"] == 0
+    assert summary["duration_s"] < 30  # stopped, not run for its 5 minutes
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.parametrize("killed", ["service", "prometheus"])
