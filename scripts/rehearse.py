@@ -59,6 +59,8 @@ class Rehearsal:
         # so the rollback it checks for cannot be an older run's).
         self.audit_log = out / "flags-audit.jsonl"
         os.environ["ROLLOUT_FLAGS_AUDIT_LOG"] = str(self.audit_log)
+        # Who acts, for the audit log and the reports (the runbook exports it too).
+        os.environ.setdefault("ROLLOUT_ACTOR", "staging rehearsal (scripts/rehearse.py)")
 
     # -- the stack and its traffic --------------------------------------------------------
     def up(self) -> None:
