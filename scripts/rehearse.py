@@ -243,7 +243,7 @@ class Rehearsal:
 
         self.set_phase_flags("phase1")
         self.wait_window("phase1")
-        # The ci profile waives shadow mode's +5 % CPU criterion in rollout.toml, with why.
+        # The ci profile waives shadow mode's CPU gates in rollout.toml, with the measured why.
         self.gates("phase1", "phase1", "GO")
 
         self.set_phase_flags("phase2")
