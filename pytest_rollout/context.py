@@ -144,11 +144,11 @@ class RolloutContext:
     def __repr__(self) -> str:
         # Gates receive this object: pytest prints a failing test's arguments (-l, -vv, JUnit),
         # and the Prometheus URL may carry user:password@.
+        shown = self.describe()
         return (
             f"RolloutContext(environment={self.environment!r}, at={rfc3339(self.at)!r}, "
-            f"prometheus_url={self.describe()['prometheus_url']!r}, "
-            f"flags={self.describe()['flags']!r}, on_abort={self.on_abort!r}, "
-            f"run_id={self.run_id!r})"
+            f"prometheus_url={shown['prometheus_url']!r}, flags={shown['flags']!r}, "
+            f"on_abort={self.on_abort!r}, run_id={self.run_id!r})"
         )
 
     def describe(self) -> Mapping[str, Any]:

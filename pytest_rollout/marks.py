@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 
 import pytest
 
@@ -13,8 +14,9 @@ from pytest_rollout.context import RolloutContext
 from pytest_rollout.gate import GateRecord
 
 
-def phases_in(markexpr: str) -> list[str]:
-    return [k for k in DEFAULT_PHASES if re.search(rf"\b{re.escape(k)}\b", markexpr)]
+def phases_in(markexpr: str, known: Iterable[str] = DEFAULT_PHASES) -> list[str]:
+    """The phases a ``-m`` expression names, in the order of ``known``."""
+    return [k for k in known if re.search(rf"\b{re.escape(k)}\b", markexpr)]
 
 
 def phase_of(item: pytest.Item, context: RolloutContext) -> str | None:

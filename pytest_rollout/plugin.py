@@ -27,7 +27,7 @@ from pytest_rollout._state import (
     selection_key,
     view_key,
 )
-from pytest_rollout.config import DEFAULT_PHASES, ConfigError, find_config, load_config
+from pytest_rollout.config import ConfigError, find_config, load_config
 from pytest_rollout.context import RolloutContext
 from pytest_rollout.durations import parse_duration
 from pytest_rollout.fixtures import ab, baseline, flags, gate, phase, prom, rollout, soak
@@ -259,7 +259,7 @@ def _configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest-rollout: {exc}") from None
     _check_report_paths(config)
 
-    for key in dict.fromkeys([*DEFAULT_PHASES, *rollout_config.phases]):
+    for key in rollout_config.known_phases:
         phase = rollout_config.phase(key)
         config.addinivalue_line(
             "markers", f"{key}: rollout gate of {key} ({phase.name}): {phase.description}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.decision import Decision, build_record
+from pytest_rollout.files import write_text_atomically
 from pytest_rollout.instants import rfc3339
 
 # pytest's exit codes for runs that ended without a decision, in words for the record
@@ -61,15 +62,7 @@ def write_record(path: str, record: Mapping[str, Any], run_id: str) -> tuple[Pat
 
 def _atomic_write(out: Path, text: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomically(out, text)
 
 
 def unfinished_record(

@@ -8,17 +8,16 @@ the report plugins read.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
 import pytest
 
 from pytest_rollout._state import gate_payload, selection_key
-from pytest_rollout.config import DEFAULT_PHASES
 from pytest_rollout.context import RolloutContext
 from pytest_rollout.decision import Decision, GateResult, build_record, decide
 from pytest_rollout.instants import rfc3339
+from pytest_rollout.marks import phases_in
 from pytest_rollout.records import (
     UNFINISHED,
     clear_stale_record,
@@ -50,9 +49,8 @@ class RolloutSession:
 
     # -- which run is a rollout run -------------------------------------------------------
     def phases_asked(self) -> list[str]:
-        expr = self.config.getoption("markexpr") or ""
-        known = list(dict.fromkeys([*DEFAULT_PHASES, *self.context.config.phases]))
-        return [k for k in known if re.search(rf"\b{re.escape(k)}\b", expr)]
+        expr = str(self.config.getoption("markexpr") or "")
+        return phases_in(expr, self.context.config.known_phases)
 
     def secret_urls(self) -> list[str | None]:
         return [self.context.prometheus_url, self.context.flags_uri]
@@ -158,11 +156,7 @@ class RolloutSession:
             self._notify("abort" if not self.actions else "abort and rollback")
         if self.context.flags_uri:
             self.flags_after = self._snapshot()
-        phase_key = (
-            self.phase_name
-            if self.phase_name in self.context.config.phases or self.phase_name in DEFAULT_PHASES
-            else None
-        )
+        phase_key = self.phase_name if self.phase_name in self.context.config.known_phases else None
         self.record = build_record(
             phase=self.phase_name,
             decision=self.decision,

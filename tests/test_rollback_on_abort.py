@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pytest_rollout.flags.audit import ACTOR_VARIABLES
 from pytest_rollout.flags.flagd_store import read_flags
 from pytest_rollout.plugin import OPT_DECISION_JSON, OPT_FLAGS, OPT_ON_ABORT
-from tests.flags.helpers import ACTOR_VARIABLES
 
 FLAG_FILE = {
     "$schema": "https://flagd.dev/schema/v0/flags.json",

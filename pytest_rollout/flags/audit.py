@@ -37,7 +37,7 @@ from pytest_rollout.instants import rfc3339
 
 LOCK_TIMEOUT_S = 30.0
 # Environment variables naming who acts, most specific first (CI systems, then the login).
-_ACTOR_VARIABLES = (
+ACTOR_VARIABLES = (
     "ROLLOUT_ACTOR",
     "GITHUB_ACTOR",
     "GITLAB_USER_LOGIN",
@@ -63,7 +63,7 @@ UNKNOWN_ACTOR = "unknown"
 
 def default_actor() -> str:
     """Who is acting: ROLLOUT_ACTOR, a CI identity, or the login name (else "unknown")."""
-    for variable in _ACTOR_VARIABLES:
+    for variable in ACTOR_VARIABLES:
         value = os.environ.get(variable, "").strip()
         if value:
             return value
@@ -73,7 +73,7 @@ def default_actor() -> str:
 def unknown_actor_warning(prog: str) -> str:
     """The warning shown when the actor resolved to "unknown", naming how to fix it."""
     return (
-        f"{prog}: warning: actor unknown: none of {', '.join(_ACTOR_VARIABLES)} is set, so the "
+        f"{prog}: warning: actor unknown: none of {', '.join(ACTOR_VARIABLES)} is set, so the "
         f"audit log and decision records say 'actor: {UNKNOWN_ACTOR}'; "
         "export ROLLOUT_ACTOR=<your name> (or pass --actor to `rollout flags`)"
     )

@@ -12,11 +12,11 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_rollout.files import write_text_atomically
 from pytest_rollout.flags.base import FlagBackendError, FlagFormatError, FlagState
 from pytest_rollout.flags.flagd_format import (
     CHANGE_ID_KEY,
@@ -65,22 +65,9 @@ def write_document_atomically(path: Path, document: Mapping[str, Any]) -> None:
 
     A reader (or a crash) sees either the old or the new file, never a torn one.
     """
-    text = json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileNotFoundError):  # keep the old file's permissions
-            os.chmod(tmp_name, os.stat(path).st_mode & 0o777)
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_directory(directory)
+    write_text_atomically(
+        path, json.dumps(document, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    )
 
 
 def _remove_orphaned_temp_files(path: Path) -> None:
@@ -88,18 +75,6 @@ def _remove_orphaned_temp_files(path: Path) -> None:
     for orphan in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             orphan.unlink()
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _refuse_read_only(path: Path) -> None:

@@ -8,11 +8,11 @@ Pure: nothing here starts a process or samples a target (that is :mod:`.runner` 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from pytest_rollout.files import write_text_atomically
 from pytest_rollout.gate import json_safe
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.load.leak import (
@@ -271,9 +271,7 @@ class SoakResult:
     def write(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(json_safe(self.to_dict()), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # a reader never sees half a file
+        write_text_atomically(path, json.dumps(json_safe(self.to_dict()), indent=1) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SoakResult:

@@ -19,17 +19,6 @@ from pytest_rollout.flags.flagd_store import apply_changes, read_flags
 from pytest_rollout.flags.http import ADMIN_PATH
 
 TOKEN = "s3cret-token-for-tests-only"
-# Every variable the actor is read from (pytest_rollout.flags.audit.default_actor), so a test can
-# clear them all and set only the ones it means.
-ACTOR_VARIABLES = (
-    "ROLLOUT_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-    "BUILD_USER_ID",
-    "BUILDKITE_BUILD_CREATOR",
-    "USER",
-    "LOGNAME",
-)
 
 
 def flag_document(percent: float = 0) -> dict[str, Any]:

@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_rollout.flags.audit import AuditLog
+from pytest_rollout.flags.audit import ACTOR_VARIABLES, AuditLog
 from pytest_rollout.flags.flagd_file import default_audit_path
-from tests.flags.helpers import ACTOR_VARIABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
