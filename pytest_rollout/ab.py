@@ -1,6 +1,7 @@
 """The ``ab`` fixture: treatment-vs-control comparisons from Prometheus, as gate verdicts.
 
-Counts come from ``increase(...[window])`` at the run's pinned instant, summed by the cohort
+Counts come from ``increase(...)`` at the run's pinned instant over the gate's evidence (since
+the phase start, or a sliding window: :mod:`pytest_rollout.evidence`), summed by the cohort
 label (and ``le`` for histograms); the statistics are in :mod:`pytest_rollout.stats`. Every
 comparison is recorded on the gate (headline via ``gate.observe``, the full numbers under
 ``gate.extra["comparisons"]``) before a gate acts on it with ``require()`` or
@@ -13,15 +14,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pytest_rollout.comparison import Comparison, finite_or_none
 from pytest_rollout.durations import format_duration, parse_duration
+from pytest_rollout.evidence import Evidence, Look
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.outcomes import inconclusive
 from pytest_rollout.stats import (
     Moments,
+    NonInferiority,
     compare_means,
     compare_proportions,
     compare_quantiles,
@@ -96,10 +99,26 @@ def split_selector(selector: str) -> tuple[str, str]:
 class AB:
     """Treatment-vs-control comparisons over the phase's window (the ``ab`` fixture)."""
 
-    def __init__(self, prom: VectorSource, gate: GateRecord, settings: ABSettings) -> None:
+    def __init__(
+        self,
+        prom: VectorSource,
+        gate: GateRecord,
+        settings: ABSettings,
+        evidence: Evidence | None = None,
+    ) -> None:
         self.prom = prom
         self.gate = gate
         self.settings = settings
+        # The gate's kind decides how its looks are judged (evidence.py): never out of step.
+        self.evidence = replace(
+            evidence
+            or Evidence(
+                kind="window",
+                at=float(getattr(prom, "at", 0.0)),
+                window_s=parse_duration(settings.window),
+            ),
+            role=gate.kind,
+        )
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -116,7 +135,13 @@ class AB:
         return f"{name}{suffix}{{{inner}}}"
 
     def _increase(self, selector: str, by: str) -> str:
-        return f"sum by ({by}) (increase({selector}[{self.settings.window}]))"
+        return f"sum by ({by}) (increase({selector}{self.evidence.range_selector()}))"
+
+    def _look(self, n_treatment: float) -> Look:
+        s = self.settings
+        return self.evidence.look(
+            n_treatment, s.alpha_per_side, s.sequential, s.min_samples, s.tuning_n
+        )
 
     def _per_group(self, query: str) -> dict[str, float]:
         s = self.settings
@@ -146,8 +171,8 @@ class AB:
         for g, buckets in by_group.items():
             if not buckets:
                 inconclusive(
-                    f"no {metric} histogram data for {s.group_label}={g!r} in the last "
-                    f"{s.window}: {query}"
+                    f"no {metric} histogram data for {s.group_label}={g!r} "
+                    f"{self.evidence.span_text()}: {query}"
                 )
         bounds = sorted(set(by_group[s.control]) | set(by_group[s.treatment]))
         if not bounds or not math.isinf(bounds[-1]):
@@ -162,7 +187,8 @@ class AB:
         for g, counts in cum.items():
             if counts[-1] <= 0:
                 inconclusive(
-                    f"no {metric} observations for {s.group_label}={g!r} in the last {s.window}"
+                    f"no {metric} observations for {s.group_label}={g!r} "
+                    f"{self.evidence.span_text()}"
                 )
         return bounds, cum, query
 
@@ -173,7 +199,9 @@ class AB:
     ) -> Comparison:
         """Treatment minus control q-quantile of a histogram (seconds), against ``margin``."""
         s = self.settings
+        self.evidence.require_start(f"{metric} {quantile_name(q)} delta")
         bounds, cum, query = self._histogram(metric)
+        look = self._look(cum[s.treatment][-1])
         result = compare_quantiles(
             bounds,
             cum[s.control],
@@ -181,11 +209,12 @@ class AB:
             q,
             margin,
             worse=worse,
-            alpha=s.alpha_per_side,
-            sequential=s.sequential,
-            tuning_n=self._tuning_n(),
+            alpha=look.alpha,
+            sequential=look.sequential,
+            tuning_n=look.tuning_n,
             min_n=s.min_samples,
             power=s.power,
+            alpha_at=look.alpha_at,
         )
         per_c = _per_bucket(cum[s.control])
         per_t = _per_bucket(cum[s.treatment])
@@ -207,6 +236,7 @@ class AB:
                 s.min_samples,
                 ref,
                 self.gate,
+                self._progress(look, result),
             ),
             lambda r: (
                 f"histogram_quantile({q}, sum by (le, {s.group_label}) "
@@ -219,6 +249,7 @@ class AB:
     ) -> Comparison:
         """Treatment minus control rate ``increase(numerator) / increase(denominator)``."""
         s = self.settings
+        self.evidence.require_start(f"{numerator} / {denominator} rate delta")
         q_num = self._increase(self._selector(numerator), s.group_label)
         q_den = self._increase(self._selector(denominator), s.group_label)
         num = self._per_group(q_num)
@@ -226,10 +257,12 @@ class AB:
         for g in (s.control, s.treatment):
             if round(den[g]) <= 0:
                 inconclusive(
-                    f"no {denominator} for {s.group_label}={g!r} in the last {s.window}: {q_den}"
+                    f"no {denominator} for {s.group_label}={g!r} "
+                    f"{self.evidence.span_text()}: {q_den}"
                 )
         x = {g: min(float(round(num[g])), float(round(den[g]))) for g in den}
         n = {g: float(round(den[g])) for g in den}
+        look = self._look(n[s.treatment])
         result = compare_proportions(
             x[s.control],
             n[s.control],
@@ -237,12 +270,13 @@ class AB:
             n[s.treatment],
             margin,
             worse=worse,
-            alpha=s.alpha_per_side,
-            sequential=s.sequential,
-            tuning_n=self._tuning_n(),
+            alpha=look.alpha,
+            sequential=look.sequential,
+            tuning_n=look.tuning_n,
             min_n=s.min_samples,
             power=s.power,
             statistic="rate",
+            alpha_at=look.alpha_at,
         )
         return self._record(
             Comparison(
@@ -253,6 +287,7 @@ class AB:
                 s.min_samples,
                 {},
                 self.gate,
+                self._progress(look, result),
             ),
             lambda r: (
                 f"{self._rate(self._selector(numerator), r)} / "
@@ -264,22 +299,25 @@ class AB:
         """Treatment minus control mean of a histogram (``_sum / _count``, variance from the
         buckets); ``worse="either"`` asks for two-sided equivalence within +-margin."""
         s = self.settings
+        self.evidence.require_start(f"{metric} mean delta")
         bounds, cum, q_buckets = self._histogram(metric)
         q_sum = self._increase(self._selector(metric, "_sum"), s.group_label)
         sums = self._per_group(q_sum)
         groups: dict[str, Moments] = {
             g: histogram_moments(bounds, cum[g], sums[g]) for g in (s.control, s.treatment)
         }
+        look = self._look(cum[s.treatment][-1])
         result = compare_means(
             groups[s.control],
             groups[s.treatment],
             margin,
             worse=worse,
-            alpha=s.alpha_per_side,
-            sequential=s.sequential,
-            tuning_n=self._tuning_n(),
+            alpha=look.alpha,
+            sequential=look.sequential,
+            tuning_n=look.tuning_n,
             min_n=s.min_samples,
             power=s.power,
+            alpha_at=look.alpha_at,
         )
         return self._record(
             Comparison(
@@ -290,6 +328,7 @@ class AB:
                 s.min_samples,
                 {},
                 self.gate,
+                self._progress(look, result),
             ),
             lambda r: (
                 f"{self._rate(self._selector(metric, '_sum'), r)} / "
@@ -301,6 +340,7 @@ class AB:
         """Sample ratio mismatch of units per group (a gauge like active spaces, or a counter's
         increase for ``*_total``) against the expected split; p < 0.001 means broken."""
         s = self.settings
+        self.evidence.require_start(f"{metric} sample ratio")
         name, _ = split_selector(metric)
         sel = self._selector(metric)
         counter = name.endswith(("_total", "_count"))
@@ -324,8 +364,20 @@ class AB:
             lambda r: self._rate(sel, r) if counter else query,
         )
 
-    def _tuning_n(self) -> float:
-        return float(self.settings.tuning_n or max(self.settings.min_samples, 100))
+    def _progress(self, look: Look, result: NonInferiority) -> dict[str, Any]:
+        """n, information fraction and "n still needed → ETA", for the record and messages."""
+        needed = (result.n_needed or {}).get("treatment")
+        out = self.evidence.progress(result.delta.treatment.n, needed)
+        out.update(
+            design=look.design,
+            information_fraction=finite_or_none(look.information_fraction)
+            if look.information_fraction is not None
+            else None,
+            planned_n=int(look.planned_n) if look.planned_n else None,
+            alpha_look=look.alpha,
+        )
+        self.gate.extra.setdefault("evidence", out)  # the gate's first comparison is its headline
+        return out
 
     def _rate(self, selector: str, rate_range: str) -> str:
         return f"sum by ({self.settings.group_label}) (rate({selector}[{rate_range}]))"
@@ -347,7 +399,11 @@ class AB:
         if self.gate.series or not hasattr(self.prom, "range"):
             return
         try:
-            window_s = parse_duration(self.settings.window)
+            window_s = (
+                self.evidence.elapsed_s
+                if self.evidence.kind == "phase"
+                else parse_duration(self.settings.window)
+            )
             if window_s < 1.0:
                 return
             # About 60 points per window, in whole seconds (Prometheus steps are sent as

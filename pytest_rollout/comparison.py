@@ -24,6 +24,8 @@ class Comparison:
     min_samples: int
     reference: dict[str, Any] = field(default_factory=dict)  # e.g. Mann-Whitney U, for the report
     gate: GateRecord | None = field(default=None, repr=False, compare=False)
+    # evidence span, n, information fraction, n needed and ETA (pytest_rollout.evidence)
+    progress: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> Verdict:
@@ -53,7 +55,7 @@ class Comparison:
         the minimum n) inconclusive."""
         self._observe("criterion")
         if self._too_few() or self.verdict is Verdict.UNDECIDED:
-            inconclusive(f"{self.metric}: {self.explanation}")
+            inconclusive(f"{self.metric}: {self.explanation}{self._eta()}")
         if self.verdict is Verdict.BEYOND:
             raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
         return self
@@ -70,10 +72,25 @@ class Comparison:
             )
         self._observe("abort")
         if self._too_few():
-            inconclusive(f"{self.metric}: {self.explanation}")
+            inconclusive(f"{self.metric}: {self.explanation}{self._eta()}")
         if self.verdict is Verdict.BEYOND:
             raise AssertionError(f"{self.metric}: {self.explanation}: {self._advice()}")
         return self
+
+    def _eta(self) -> str:
+        """When this HOLD resolves at the current traffic: "n still needed → ETA"."""
+        p = self.progress
+        if not p or p.get("evidence") != "phase":
+            return ""
+        parts = [f"{p['n']:,} treatment samples {_span(p)}"]
+        if p.get("planned_n"):
+            t = p.get("information_fraction") or 0.0
+            parts.append(f"{t:.0%} of the planned {p['planned_n']:,} ({p['design']})")
+        if p.get("n_needed") and p.get("eta"):
+            parts.append(
+                f"about {p['n_needed']:,} would decide it at {p['rate_per_s']:.3g}/s, by {p['eta']}"
+            )
+        return "; " + ", ".join(parts)
 
     def _advice(self) -> str:
         if self.kind == "srm":
@@ -155,7 +172,13 @@ class Comparison:
             )
         if self.reference:
             out["reference"] = dict(self.reference)
+        if self.progress:
+            out["evidence"] = dict(self.progress)
         return out
+
+
+def _span(progress: dict[str, Any]) -> str:
+    return f"from {progress['since']} to {progress['end']}"
 
 
 def finite_or_none(x: float) -> float | None:

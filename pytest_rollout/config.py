@@ -35,6 +35,7 @@ DEFAULT_PHASES: dict[str, tuple[str, str]] = {
 }
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 FlagValue = bool | float
 
 
@@ -56,6 +57,11 @@ class PhaseConfig:
     sequential: bool = True
     holm: bool = False
     cohort_percent: float | None = None
+    # A/B evidence: "phase" counts everything since the phase began (docs/phase-start.md);
+    # "window" keeps the sliding ``window`` (e.g. for a one-off check).
+    evidence: str = "phase"
+    min_hold_s: float | None = None  # no GO before the phase has run this long
+    planned_n: int | None = None  # treatment samples of the plan (default: duration x rate)
     flags: Mapping[str, FlagValue] = field(default_factory=dict)
     rollback: Mapping[str, FlagValue] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -85,6 +91,8 @@ class RolloutConfig:
     group_label: str = "group"
     control: str = "control"
     treatment: str = "treatment"
+    # The flag gauge the service exports; the phase start is read from it when no audit log says
+    flag_metric: str = "engram_feature_flag"
     environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
     phases: Mapping[str, PhaseConfig] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -339,7 +347,17 @@ def _thresholds(reader: TableReader | None) -> dict[str, float]:
     return out
 
 
-_PHASE_OVERRIDABLE = ("window", "duration", "min_samples", "alpha", "cohort_percent")
+_PHASE_OVERRIDABLE = (
+    "window",
+    "duration",
+    "min_samples",
+    "alpha",
+    "cohort_percent",
+    "evidence",
+    "min_hold",
+    "planned_n",
+)
+_EVIDENCE = re.compile(r"^(phase|window)$")
 
 
 def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any]:
@@ -350,8 +368,17 @@ def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any
         "min_samples": r.integer("min_samples", d.min_samples if d else DEFAULT_MIN_SAMPLES, 1),
         "alpha": r.number("alpha", d.alpha if d else DEFAULT_ALPHA, 1e-9, 0.5),
         "cohort_percent": r.number("cohort_percent", d.cohort_percent if d else None, 0, 100),
+        "evidence": r.string("evidence", d.evidence if d else "phase", _EVIDENCE),
+        "min_hold_s": r.duration("min_hold", d.min_hold_s if d else None),
+        "planned_n": _planned_n(r, d.planned_n if d else None),
     }
     return fields
+
+
+def _planned_n(r: TableReader, default: int | None) -> int | None:
+    if r.table.get("planned_n") is None:
+        return default
+    return r.integer("planned_n", 1, 1)
 
 
 def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
@@ -361,6 +388,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
     group_label = general.string("group_label", "group")
     control = general.string("control", "control")
     treatment = general.string("treatment", "treatment")
+    flag_metric = general.string("flag_metric", "engram_feature_flag", _METRIC_NAME)
     general.finish()
 
     phases: dict[str, PhaseConfig] = {}
@@ -403,7 +431,11 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                     flag_state = _flag_state(o.sub("flags"))
                     waived = _waivers(o.sub("waive"))
                     o.finish()
-                    names = {"window": "window_s", "duration": "duration_s"}
+                    names = {
+                        "window": "window_s",
+                        "duration": "duration_s",
+                        "min_hold": "min_hold_s",
+                    }
                     overrides[phase_key] = {
                         names.get(k, k): parsed[names.get(k, k)] for k in present
                     }
@@ -446,6 +478,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
         group_label=group_label,
         control=control,
         treatment=treatment,
+        flag_metric=flag_metric,
         environments=environments,
         phases=phases,
         thresholds=thresholds,

@@ -17,6 +17,7 @@ from pytest_rollout.settings import Settings
 if TYPE_CHECKING:
     from pytest_rollout.flags.base import FlagController
     from pytest_rollout.metrics.prometheus import PrometheusSource
+    from pytest_rollout.phase_start import PhaseStart
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class RolloutContext:
     on_abort: str
     run_id: str = ""
     settings: Settings = field(default_factory=Settings)
+    since_option: str | None = None  # --rollout-since, as given
     _source: PrometheusSource | None = field(default=None, repr=False)
+    _starts: dict[str, PhaseStart] = field(default_factory=dict, repr=False)
     # One controller per phase: each audit line records the phase its change belongs to.
     _flags: dict[str | None, FlagController] = field(default_factory=dict, repr=False)
     _actor_warned: bool = field(default=False, repr=False)
@@ -95,6 +98,32 @@ class RolloutContext:
             )
             self._source = PrometheusSource(settings, self.at)
         return self._source
+
+    def phase_start(self, key: str) -> PhaseStart:
+        """When phase ``key`` began (cached per process; every xdist worker resolves the same
+        answer: the sources are read as of the pinned instant). See docs/phase-start.md."""
+        if key not in self._starts:
+            from pathlib import Path
+
+            from pytest_rollout.gate import GateRecord
+            from pytest_rollout.metrics.prometheus import PromQuery
+            from pytest_rollout.phase_start import resolve_phase_start
+
+            prom = None
+            if self.prometheus_url:
+                prom = PromQuery(self.prometheus(), GateRecord(nodeid=f"rollout::since[{key}]"))
+            audit = self.settings.audit_log
+            self._starts[key] = resolve_phase_start(
+                phase=key,
+                phase_flags=self.phase(key).config.flags,
+                at=self.at,
+                option=self.since_option,
+                env=os.environ,
+                audit_log=Path(audit) if audit else None,
+                prom=prom,
+                flag_metric=self.config.flag_metric,
+            )
+        return self._starts[key]
 
     @property
     def flags_display(self) -> str:

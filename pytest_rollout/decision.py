@@ -116,6 +116,8 @@ def build_record(
 def _gate_entry(gate: GateResult) -> dict[str, Any]:
     r = gate.record
     queries = [q["query"] if isinstance(q, Mapping) else str(q) for q in r.get("queries", [])]
+    # A/B gates over the phase: how far the plan is, and when a HOLD should resolve.
+    evidence = (r.get("extra") or {}).get("evidence") or {}
     return {
         "nodeid": gate.nodeid,
         "kind": gate.kind,
@@ -127,6 +129,8 @@ def _gate_entry(gate: GateResult) -> dict[str, Any]:
         "n": r.get("n"),
         "p_value": r.get("p_value"),
         "ci": r.get("ci"),
+        "information_fraction": evidence.get("information_fraction"),
+        "eta": evidence.get("eta"),
         "reason": gate.reason,
         "queries": queries,
     }

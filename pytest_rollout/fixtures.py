@@ -18,6 +18,7 @@ from pytest_rollout.marks import gate_of, phase_of
 
 if TYPE_CHECKING:
     from pytest_rollout.ab import AB
+    from pytest_rollout.evidence import Evidence
     from pytest_rollout.flags.base import FlagController
     from pytest_rollout.load.comparator import BaselineComparator
     from pytest_rollout.load.runner import SoakRunner
@@ -111,6 +112,7 @@ def ab(
                 and phase_of(item, rollout) == phase.key
             ),
         )
+    evidence = _evidence(rollout, phase, gate)
     settings = ABSettings(
         group_label=cfg.group_label,
         control=cfg.control,
@@ -121,4 +123,34 @@ def ab(
         sequential=phase.config.sequential,
         holm_family_size=family,
     )
-    return AB(prom, gate, settings)
+    return AB(prom, gate, settings, evidence)
+
+
+def _evidence(rollout: RolloutContext, phase: PhaseView, gate: GateRecord) -> Evidence:
+    """Since the phase start (default), or the sliding window (``evidence = "window"`` or an
+    explicit --rollout-window)."""
+    from dataclasses import replace
+
+    from pytest_rollout.evidence import Evidence
+
+    explicit = rollout.window_override_s is not None
+    window = Evidence(
+        kind="window",
+        at=rollout.at,
+        window_s=phase.window_s,
+        duration_s=phase.config.duration_s,
+        planned_n=phase.config.planned_n,
+        role=gate.kind,
+        explicit_window=explicit,
+    )
+    if explicit or phase.config.evidence == "window":
+        return window
+    start = rollout.phase_start(phase.key)
+    return replace(
+        window,
+        kind="phase",
+        since=start.since,
+        since_source=start.source,
+        since_detail=start.detail,
+        problem=start.problem,
+    )

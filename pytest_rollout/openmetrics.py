@@ -5,7 +5,7 @@ Timestamps are written in **seconds** (``promtool`` silently misreads millisecon
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,12 +85,15 @@ class OpenMetricsWriter:
         labels: Mapping[str, str],
         times: Sequence[float],
         increments: Iterable[float],
+        restarts: Collection[int] = (),
     ) -> None:
-        """A counter from per-step increments (cumulated here)."""
+        """A counter from per-step increments (cumulated here); at each step index in
+        ``restarts`` the process restarted, so the counter starts again from that step's
+        increment (a counter reset, as a real restart leaves it)."""
         lines = self._family(name, "counter")
         total = 0.0
-        for t, inc in zip(times, increments, strict=True):
-            total += float(inc)
+        for i, (t, inc) in enumerate(zip(times, increments, strict=True)):
+            total = (0.0 if i in restarts else total) + float(inc)
             lines.append(f"{name}_total{_labels(labels)} {total!r} {int(t)}")
 
     def histogram(
@@ -100,13 +103,17 @@ class OpenMetricsWriter:
         times: Sequence[float],
         observations: Sequence[NDArray[np.float64]],
         buckets: Sequence[float] = LATENCY_BUCKETS,
+        restarts: Collection[int] = (),
     ) -> None:
-        """A histogram from the raw observations of each step (cumulated here)."""
+        """A histogram from the raw observations of each step (cumulated here; ``restarts``
+        as for :meth:`counter`)."""
         lines = self._family(name, "histogram")
         bounds = np.array([*buckets, float("inf")])
         cumulative = np.zeros(len(bounds))
         total_sum = 0.0
-        for t, obs in zip(times, observations, strict=True):
+        for i, (t, obs) in enumerate(zip(times, observations, strict=True)):
+            if i in restarts:
+                cumulative, total_sum = np.zeros(len(bounds)), 0.0
             counts = np.histogram(obs, bins=np.concatenate(([-np.inf], bounds)))[0]
             cumulative += np.cumsum(counts)
             total_sum += float(np.sum(obs))

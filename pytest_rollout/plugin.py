@@ -32,7 +32,7 @@ from pytest_rollout.context import RolloutContext
 from pytest_rollout.durations import parse_duration
 from pytest_rollout.fixtures import ab, baseline, flags, gate, phase, prom, rollout, soak
 from pytest_rollout.gate import GateRecord
-from pytest_rollout.instants import parse_instant
+from pytest_rollout.instants import parse_instant, rfc3339
 from pytest_rollout.marks import gate_of, is_gate_run, phases_in, unknown_markers
 from pytest_rollout.outcomes import Inconclusive
 from pytest_rollout.records import shout, unfinished_record, write_record
@@ -43,6 +43,7 @@ from pytest_rollout.settings import (
     ENV_ENV,
     ENV_FLAGS,
     ENV_PROMETHEUS_URL,
+    ENV_SINCE,
     OPT_AT,
     OPT_CONFIG,
     OPT_DECISION_JSON,
@@ -50,6 +51,7 @@ from pytest_rollout.settings import (
     OPT_FLAGS,
     OPT_ON_ABORT,
     OPT_PROMETHEUS_URL,
+    OPT_SINCE,
     OPT_WINDOW,
     SettingsError,
     resolve_settings,
@@ -75,6 +77,7 @@ __all__ = [  # the fixtures pytest finds here, and the option strings tests and 
     "OPT_ON_ABORT",
     "OPT_PROMETHEUS_URL",
     "OPT_WINDOW",
+    "OPT_SINCE",
 ]
 
 
@@ -105,7 +108,26 @@ def _validated_times(config: pytest.Config) -> tuple[float | None, float | None]
             window = parse_duration(str(window_text))
         except ValueError as exc:
             raise pytest.UsageError(f"{OPT_WINDOW}: {exc}") from None
+    _check_since(config, at)
     return at, window
+
+
+def _check_since(config: pytest.Config, at: float | None) -> None:
+    """--rollout-since / ROLLOUT_SINCE: a real instant before the evaluation instant."""
+    given = config.getoption("rollout_since")
+    name, text = (OPT_SINCE, given) if given else (ENV_SINCE, os.environ.get(ENV_SINCE))
+    if not text:
+        return
+    try:
+        since = parse_instant(str(text))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{name}: {exc}") from None
+    end = at if at is not None else time.time()
+    if since > end:
+        raise pytest.UsageError(
+            f"{name}: {text} is after the evaluation instant {rfc3339(end)}: the phase start "
+            "must be before the data it judges (RFC 3339 or unix seconds)"
+        )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,6 +165,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="rollout_window",
         metavar="DURATION",
         help="override every phase's evaluation window, e.g. 30m or 7d",
+    )
+    group.addoption(
+        OPT_SINCE,
+        dest="rollout_since",
+        metavar="TIME",
+        help="when the phase began (RFC 3339 or unix seconds): A/B gates count from here. "
+        f"env: {ENV_SINCE}; default: the flag audit log, then the flag gauge in Prometheus "
+        "(docs/phase-start.md)",
     )
     group.addoption(
         OPT_DECISION_JSON,
@@ -288,6 +318,7 @@ def _configure(config: pytest.Config) -> None:
         on_abort=config.getoption("rollout_on_abort") or "none",
         run_id=run_id,
         settings=settings,
+        since_option=config.getoption("rollout_since"),
     )
     config.stash[context_key] = context
     if workerinput is None:  # only the controller decides and writes reports

@@ -18,6 +18,7 @@ from pytest_rollout.context import RolloutContext
 from pytest_rollout.decision import Decision, GateResult, build_record, decide
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.marks import phases_in
+from pytest_rollout.phase_hold import phase_evidence
 from pytest_rollout.records import (
     UNFINISHED,
     clear_stale_record,
@@ -131,9 +132,11 @@ class RolloutSession:
         if exitstatus in UNFINISHED:  # interrupted, internal error, usage error keep their codes
             self._record_unfinished(int(exitstatus))
             return
-        gates = self.gate_results()
+        phase_key = self.phase_name if self.phase_name in self.context.config.known_phases else None
+        evidence, builtin = phase_evidence(self.context, phase_key) if self.results else ({}, [])
+        gates = self.gate_results() + builtin
         self.decision, self.reason = decide(gates)
-        extra: dict[str, Any] = {"context": dict(self.context.describe())}
+        extra: dict[str, Any] = {"context": dict(self.context.describe()), **evidence}
         partial = self.selection.partial(self._decided_phases(), self.results)
         if partial is not None:
             extra["partial"] = partial
@@ -156,7 +159,6 @@ class RolloutSession:
             self._notify("abort" if not self.actions else "abort and rollback")
         if self.context.flags_uri:
             self.flags_after = self._snapshot()
-        phase_key = self.phase_name if self.phase_name in self.context.config.known_phases else None
         self.record = build_record(
             phase=self.phase_name,
             decision=self.decision,

@@ -20,6 +20,7 @@ OPT_ENV = "--rollout-env"
 OPT_PROMETHEUS_URL = "--rollout-prometheus-url"
 OPT_AT = "--rollout-at"
 OPT_WINDOW = "--rollout-window"
+OPT_SINCE = "--rollout-since"
 OPT_DECISION_JSON = "--rollout-decision-json"
 OPT_FLAGS = "--rollout-flags"
 OPT_ON_ABORT = "--rollout-on-abort"
@@ -31,6 +32,7 @@ ENV_FLAGS = "ROLLOUT_FLAGS"
 ENV_FLAGS_AUDIT_LOG = "ROLLOUT_FLAGS_AUDIT_LOG"
 ENV_WEBHOOK = "ROLLOUT_WEBHOOK"
 ENV_BASELINE = "ROLLOUT_BASELINE"
+ENV_SINCE = "ROLLOUT_SINCE"
 
 # setting -> (environment variable, key of [environments.NAME] in rollout.toml)
 _SOURCES: dict[str, tuple[str, str | None]] = {

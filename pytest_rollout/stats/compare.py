@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ def compare_quantiles(
     tuning_n: float = 1000.0,
     min_n: int = 0,
     power: float = 0.8,
+    alpha_at: Callable[[float], float] | None = None,
     unit: str = "s",
 ) -> NonInferiority:
     """Quantile delta from histograms judged against ``margin`` (same unit as the buckets)."""
@@ -44,6 +46,7 @@ def compare_quantiles(
         alpha=alpha,
         min_n=min_n,
         power=power,
+        alpha_at=alpha_at,
     )
 
 
@@ -60,6 +63,7 @@ def compare_proportions(
     tuning_n: float = 1000.0,
     min_n: int = 0,
     power: float = 0.8,
+    alpha_at: Callable[[float], float] | None = None,
     statistic: str = "error rate",
 ) -> NonInferiority:
     """Rate delta (Newcombe) judged against ``margin`` (absolute, 0.001 = 0.1 pp)."""
@@ -79,6 +83,7 @@ def compare_proportions(
         alpha=alpha,
         min_n=min_n,
         power=power,
+        alpha_at=alpha_at,
     )
 
 
@@ -93,6 +98,7 @@ def compare_means(
     tuning_n: float = 1000.0,
     min_n: int = 0,
     power: float = 0.8,
+    alpha_at: Callable[[float], float] | None = None,
     unit: str = "",
     statistic: str = "mean",
 ) -> NonInferiority:
@@ -112,6 +118,7 @@ def compare_means(
         alpha=alpha,
         min_n=min_n,
         power=power,
+        alpha_at=alpha_at,
     )
 
 

@@ -58,6 +58,7 @@ def decide(
     alpha: float = 0.025,
     min_n: int = 0,
     power: float = 0.8,
+    alpha_at: Callable[[float], float] | None = None,
 ) -> NonInferiority:
     """Verdict of ``delta_at(alpha, 1.0)`` against ``margin`` (>= 0, in the delta's unit).
 
@@ -65,7 +66,9 @@ def decide(
     factor (the same data, more of it). The p-values are the smallest alpha at which the interval
     would prove the claim, so they agree with the verdict. The n needed comes from the interval
     the scaled data would give, so it reflects skewed tails, bucket widths and sequential
-    multipliers, not only a normal approximation.
+    multipliers, not only a normal approximation. ``alpha_at(scale)`` is the per-side level a
+    look with ``scale`` times the data would have (group-sequential designs spend more alpha
+    later); without it the n needed is computed at ``alpha``.
     """
     if worse not in WORSE:
         raise ValueError(f"worse must be one of {WORSE}, got {worse!r}")
@@ -84,7 +87,7 @@ def decide(
     p_beyond = _p_value(delta_at, lambda d: _proves_beyond(*d.ci, margin, worse))
     n_needed = None
     if verdict is Verdict.UNDECIDED:
-        n_needed = _n_needed(delta_at, delta, margin, alpha, power, worse)
+        n_needed = _n_needed(delta_at, delta, margin, alpha_at or (lambda _: alpha), power, worse)
     if small:
         n_needed = {g: max(v, min_n) for g, v in (n_needed or delta.n).items()}
     elif n_needed is not None and min_n:
@@ -154,7 +157,12 @@ def detectable_distance(delta: Delta, power: float = 0.8) -> tuple[float, float]
 
 
 def _n_needed(
-    delta_at: DeltaAt, delta: Delta, margin: float, alpha: float, power: float, worse: str
+    delta_at: DeltaAt,
+    delta: Delta,
+    margin: float,
+    alpha_at: Callable[[float], float],
+    power: float,
+    worse: str,
 ) -> dict[str, int] | None:
     """Per-group n at which, if the true delta were 0, the verdict would be "within" with
     ``power`` (for equivalence both bounds must clear, so each side gets half the miss rate)."""
@@ -163,7 +171,7 @@ def _n_needed(
     side_power = 1.0 - (1.0 - power) / 2.0 if worse == "either" else power
 
     def enough(scale: float) -> bool:
-        down, up = detectable_distance(delta_at(alpha, scale), side_power)
+        down, up = detectable_distance(delta_at(alpha_at(scale), scale), side_power)
         need = {"higher": up, "lower": down}.get(worse, max(up, down))
         return need <= margin
 
