@@ -112,17 +112,29 @@ class RolloutContext:
             prom = None
             if self.prometheus_url:
                 prom = PromQuery(self.prometheus(), GateRecord(nodeid=f"rollout::since[{key}]"))
+            from pytest_rollout.outcomes import Inconclusive
+            from pytest_rollout.phase_start import PhaseStart
+
             audit = self.settings.audit_log
-            self._starts[key] = resolve_phase_start(
-                phase=key,
-                phase_flags=self.phase(key).config.flags,
-                at=self.at,
-                option=self.since_option,
-                env=os.environ,
-                audit_log=Path(audit) if audit else None,
-                prom=prom,
-                flag_metric=self.config.flag_metric,
-            )
+            try:
+                self._starts[key] = resolve_phase_start(
+                    phase=key,
+                    phase_flags=self.phase(key).config.flags,
+                    at=self.at,
+                    option=self.since_option,
+                    env=os.environ,
+                    audit_log=Path(audit) if audit else None,
+                    prom=prom,
+                    flag_metric=self.config.flag_metric,
+                )
+            except (Exception, Inconclusive) as exc:  # never a crash, never a silent window
+                self._starts[key] = PhaseStart(
+                    since=None,
+                    source="none",
+                    detail="",
+                    problem=f"cannot find when {key} began: {type(exc).__name__}: {exc}; "
+                    "pass --rollout-since TIME or set ROLLOUT_SINCE",
+                )
         return self._starts[key]
 
     @property
