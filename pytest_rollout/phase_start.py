@@ -26,7 +26,7 @@ from pytest_rollout.flags.audit import AuditedChange, AuditLog, reconcile
 from pytest_rollout.flags.base import FlagBackendError
 from pytest_rollout.instants import parse_instant, rfc3339
 from pytest_rollout.outcomes import Inconclusive
-from pytest_rollout.settings import ENV_FLAGS_AUDIT_LOG
+from pytest_rollout.settings import ENV_FLAGS_AUDIT_LOG, OPT_AT
 
 if TYPE_CHECKING:
     from pytest_rollout.metrics.prometheus import PromQuery
@@ -125,7 +125,7 @@ def _check_given(since: float, *, name: str, text: str, at: float, now: float) -
         raise pytest.UsageError(
             f"{name} {text.strip()!r} ({rfc3339(since)}) is not before the evaluation instant "
             f"{rfc3339(at)}: the evidence would be empty; give the time the phase began "
-            "(or a later --rollout-at)"
+            f"(or a later {OPT_AT})"
         )
 
 
@@ -239,7 +239,8 @@ def _from_audit_log(
 
 
 def _key(result: PhaseStart | str) -> tuple[float | None, bool] | str:
-    return result if isinstance(result, str) else (result.since, result.problem is None)
+    # Unresolved is one answer whatever the note says: the next source is asked either way.
+    return "unresolved" if isinstance(result, str) else (result.since, result.problem is None)
 
 
 def _log_problem(shown: str, problem: str) -> PhaseStart:

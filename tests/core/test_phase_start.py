@@ -414,3 +414,12 @@ def test_an_unreachable_prometheus_is_a_problem(refused_url: str) -> None:
     assert (start.since, start.source) == (None, "prometheus")
     assert start.problem is not None
     assert start.problem.startswith("could not read the flag gauge engram_feature_flag: ")
+
+
+def test_an_unknown_outcome_in_a_log_that_cannot_tell_anyway_falls_through(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _append_change(AuditLog(path), "20991231T000003Z-crashed", "blended_recall", 0, 5, None)
+    flags: dict[str, bool | float] = {"blended_recall": 5.0, "concept_formation": True}
+    start = _resolve(at=time.time(), flags=flags, audit_log=path)
+    assert start.source == "none"  # concept_formation is not in the log, whichever way it went
+    assert f"never changed in audit log {path}" in start.detail
