@@ -26,13 +26,11 @@ from pytest_rollout.flags.audit import AuditedChange, AuditLog, reconcile
 from pytest_rollout.flags.base import FlagBackendError
 from pytest_rollout.instants import parse_instant, rfc3339
 from pytest_rollout.outcomes import Inconclusive
-from pytest_rollout.settings import ENV_FLAGS_AUDIT_LOG, OPT_AT
+from pytest_rollout.settings import ENV_FLAGS_AUDIT_LOG, ENV_SINCE, OPT_AT, OPT_SINCE
 
 if TYPE_CHECKING:
     from pytest_rollout.metrics.prometheus import PromQuery
 
-OPTION = "--rollout-since"
-ENV_SINCE = "ROLLOUT_SINCE"
 # How far back the flag gauge is searched when the backend's retention is not known.
 MAX_LOOKBACK_S = 35 * 86400.0
 # Points per range query: under Prometheus' limit of 11,000 per series, with a margin.
@@ -83,7 +81,7 @@ def resolve_phase_start(
     else that keeps the start from being known comes back as ``PhaseStart.problem``.
     """
     now = time.time() if now is None else now
-    given = [(OPTION, "option", option)]
+    given = [(OPT_SINCE, "option", option)]
     if env.get(ENV_SINCE, "").strip():
         given.append((ENV_SINCE, "env", env[ENV_SINCE]))
     for name, source, text in given:
@@ -91,9 +89,11 @@ def resolve_phase_start(
             continue
         since = parse_since(text, name=name)
         _check_given(since, name=name, text=text, at=at, now=now)
-        detail = f"{OPTION} {text.strip()}" if source == "option" else f"{ENV_SINCE}={text.strip()}"
+        detail = (
+            f"{OPT_SINCE} {text.strip()}" if source == "option" else f"{ENV_SINCE}={text.strip()}"
+        )
         return _within_retention(PhaseStart(since, source, detail), at, retention_s)
-    notes = [f"neither {OPTION} nor {ENV_SINCE} given"]
+    notes = [f"neither {OPT_SINCE} nor {ENV_SINCE} given"]
     if not phase_flags:
         notes.append(f"[phases.{phase}.flags] is empty, so no flag change marks its start")
         return _unresolved(phase, flag_metric, notes)
@@ -138,7 +138,7 @@ def _within_retention(start: PhaseStart, at: float, retention_s: float | None) -
         problem=(
             f"phase start {rfc3339(start.since)} ({start.detail}) is older than the backend's "
             f"retention ({format_duration(retention_s)}): counts before {oldest} are gone, so "
-            f"the phase's evidence is incomplete; pass {OPTION} {oldest} or later to judge "
+            f"the phase's evidence is incomplete; pass {OPT_SINCE} {oldest} or later to judge "
             "only what is kept, or raise the backend's retention"
         ),
     )
@@ -151,7 +151,7 @@ def _unresolved(phase: str, metric: str, notes: Sequence[str]) -> PhaseStart:
         "none",
         detail,
         problem=(
-            f"no phase start for {phase}: pass {OPTION} TIME (RFC 3339 or unix seconds) or set "
+            f"no phase start for {phase}: pass {OPT_SINCE} TIME (RFC 3339 or unix seconds) or set "
             f"{ENV_SINCE}, or configure audit_log (rollout.toml [environments.NAME] audit_log "
             f"or {ENV_FLAGS_AUDIT_LOG}) where `rollout flags` records changes, or export the "
             f'flag gauge {metric}{{flag="..."}} to Prometheus ({detail})'
@@ -176,7 +176,7 @@ def _from_audit_log(
 ) -> PhaseStart | str:
     """The start the log shows, a PhaseStart with a problem, or why the log cannot tell."""
     shown = str(path)
-    fix = f"fix it, point audit_log ({ENV_FLAGS_AUDIT_LOG}) at the right file, or pass {OPTION}"
+    fix = f"fix it, point audit_log ({ENV_FLAGS_AUDIT_LOG}) at the right file, or pass {OPT_SINCE}"
     try:
         path.stat()
     except FileNotFoundError:
@@ -194,7 +194,7 @@ def _from_audit_log(
             f"flag audit log {shown} has lines that are not audit records ({lines}): a flag "
             "change written there is missing from the history, so the phase start cannot be "
             "trusted; repair or restore them (`rollout flags history --strict` lists them), "
-            f"or pass {OPTION}",
+            f"or pass {OPT_SINCE}",
         )
     outcome_times = {
         str(r["id"]): r.get("time") for r in scan.records if r.get("kind") == "outcome"
@@ -211,7 +211,7 @@ def _from_audit_log(
             return _log_problem(
                 shown,
                 f"change {change.id} in flag audit log {shown} has no valid time "
-                f"({stamp!r}); repair that line or pass {OPTION}",
+                f"({stamp!r}); repair that line or pass {OPT_SINCE}",
             )
         if effective <= at:
             changes.append((effective, change))
@@ -220,7 +220,7 @@ def _from_audit_log(
         return _log_problem(
             shown,
             f"{len(uncertain)} changes in flag audit log {shown} have no known outcome "
-            f"({', '.join(uncertain[:3])}, ...); pass {OPTION}",
+            f"({', '.join(uncertain[:3])}, ...); pass {OPT_SINCE}",
         )
     # A change of unknown outcome is taken both ways; the answer stands only if they agree.
     results = [
@@ -233,7 +233,7 @@ def _from_audit_log(
             shown,
             f"whether change(s) {', '.join(uncertain)} in flag audit log {shown} took effect "
             "is unknown (the writer stopped before recording an outcome) and decides the "
-            f"phase start; see `rollout flags history` (it reads the backend), then pass {OPTION}",
+            f"phase start; see `rollout flags history` (it reads the backend), then pass {OPT_SINCE}",
         )
     return results[0]
 
@@ -358,7 +358,7 @@ def _from_prometheus(
                 problem=(
                     f"the flag gauge {metric} is not at {phase}'s values at {rfc3339(at)}: "
                     f"{', '.join(wrong)}; every replica must serve the phase's flags, or "
-                    f"pass {OPTION}"
+                    f"pass {OPT_SINCE}"
                 ),
             )
         entries = {}
@@ -372,7 +372,7 @@ def _from_prometheus(
             None,
             "prometheus",
             f"flag gauge {metric}",
-            problem=f"could not read the flag gauge {metric}: {exc.reason}; pass {OPTION}",
+            problem=f"could not read the flag gauge {metric}: {exc.reason}; pass {OPT_SINCE}",
         )
     start, why = _combine(
         entries,
