@@ -19,14 +19,9 @@ from pytest_rollout.gate import GateRecord
 from pytest_rollout.instants import rfc3339
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 from pytest_rollout.openmetrics import OpenMetricsWriter
-from pytest_rollout.phase_start import (
-    ENV_SINCE,
-    OPTION,
-    PhaseStart,
-    parse_since,
-    resolve_phase_start,
-)
+from pytest_rollout.phase_start import PhaseStart, parse_since, resolve_phase_start
 from pytest_rollout.promserver import PrometheusServer, start_backfilled
+from pytest_rollout.settings import ENV_SINCE, OPT_SINCE
 from tests.flags.helpers import flag_document, write_flag_file
 
 PHASE2 = {"concept_formation": True, "blended_recall": 5.0}
@@ -122,13 +117,13 @@ def test_the_option_wins_over_the_environment_the_audit_log_and_the_gauge(
         audit_log=tmp_path / "missing.jsonl",
         prom=_prom(gauge_prom.url, END),
     )
-    assert start == PhaseStart(T2, "option", f"{OPTION} {rfc3339(T2)}")
+    assert start == PhaseStart(T2, "option", f"{OPT_SINCE} {rfc3339(T2)}")
 
 
 def test_rfc3339_and_unix_seconds_name_the_same_instant() -> None:
-    assert parse_since(rfc3339(T2), name=OPTION) == parse_since(str(T2), name=OPTION) == T2
+    assert parse_since(rfc3339(T2), name=OPT_SINCE) == parse_since(str(T2), name=OPT_SINCE) == T2
     assert _resolve(at=END, option=rfc3339(T2)) == PhaseStart(
-        T2, "option", f"{OPTION} {rfc3339(T2)}"
+        T2, "option", f"{OPT_SINCE} {rfc3339(T2)}"
     )
 
 
@@ -141,7 +136,11 @@ def test_the_environment_variable_is_used_without_the_option_and_blank_means_uns
 
 @pytest.mark.parametrize(
     ("option", "env", "named"),
-    [("yesterday", None, OPTION), (None, "2026-13-01T00:00:00Z", ENV_SINCE), ("", None, OPTION)],
+    [
+        ("yesterday", None, OPT_SINCE),
+        (None, "2026-13-01T00:00:00Z", ENV_SINCE),
+        ("", None, OPT_SINCE),
+    ],
 )
 def test_unparseable_times_are_usage_errors_naming_where_they_came_from(
     option: str | None, env: str | None, named: str
@@ -151,7 +150,7 @@ def test_unparseable_times_are_usage_errors_naming_where_they_came_from(
 
 
 def test_a_start_in_the_future_is_a_usage_error_naming_the_option() -> None:
-    with pytest.raises(pytest.UsageError, match=f"{OPTION} .* is in the future"):
+    with pytest.raises(pytest.UsageError, match=f"{OPT_SINCE} .* is in the future"):
         _resolve(at=END, option=str(END + 2 * H))  # now is END + 1 h
 
 
@@ -173,7 +172,7 @@ def test_nothing_to_resolve_from_is_a_problem_saying_how_to_set_it() -> None:
     start = _resolve(at=END)
     assert (start.since, start.source) == (None, "none")
     assert start.problem is not None
-    assert start.problem.startswith(f"no phase start for phase2: pass {OPTION} TIME")
+    assert start.problem.startswith(f"no phase start for phase2: pass {OPT_SINCE} TIME")
     assert ENV_SINCE in start.problem and "audit_log" in start.problem
     empty = _resolve(at=END, flags={})
     assert empty.problem is not None and "[phases.phase2.flags] is empty" in empty.problem
