@@ -15,6 +15,7 @@ CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
     "engram_recall_confidence_bucket": ("group", "le"),
     "engram_recall_results_bucket": ("group", "le"),
     "engram_active_spaces": ("group",),
+    "engram_cohort_assignments_total": ("group",),
     "engram_episodes": (),
     "engram_concepts": (),
     "engram_bindings": (),

@@ -188,6 +188,15 @@ class ServiceMetrics:
             "Blended recalls that fell back to episodic on timeout",
             registry=r,
         )
+        self.cohort_assignments_total = Counter(
+            "engram_cohort_assignments",
+            "Spaces assigned to a cohort group, counted the first time this process serves each "
+            "(space, group) pair: first-seen spaces per group, the sample-ratio-mismatch unit",
+            ["group"],
+            registry=r,
+        )
+        self._assigned: set[tuple[str, str]] = set()
+        self._assigned_lock = threading.Lock()
         self.active_spaces = ActiveSpaces()
         r.register(_StateCollector(memory, self.active_spaces, flag_values))
         # Every label combination exists from the start: a rate() over a series that appears
@@ -195,6 +204,20 @@ class ServiceMetrics:
         for group, mode in (("control", "episodic"), ("treatment", "blended")):
             for outcome in ("ok", "error", "timeout"):
                 self.recall_total.labels(group=group, outcome=outcome)
+            self.cohort_assignments_total.labels(group=group)
             self.recall_duration.labels(group=group, mode=mode)
             self.recall_confidence.labels(group=group)
             self.recall_results.labels(group=group)
+
+    def assigned(self, group: str, space: str) -> None:
+        """Count ``space`` in ``group`` the first time this process serves that pair.
+
+        Randomization is per space, so the sample ratio is checked on spaces, not requests (a
+        busy space would weigh as much as its traffic) and not on a gauge of active spaces (which
+        moves with activity, a real treatment effect, and double-counts across replicas).
+        """
+        with self._assigned_lock:
+            if (space, group) in self._assigned:
+                return
+            self._assigned.add((space, group))
+        self.cohort_assignments_total.labels(group=group).inc()
