@@ -35,10 +35,14 @@ def cohort_flag_matches_phase(flags: Flags, phase: Phase, gate: Gate) -> None:
     )
 
 
-def enough_queries_per_group(prom: Prom, phase: Phase, rollout: Rollout, gate: Gate) -> None:
+def enough_queries_per_group(
+    prom: Prom, phase: Phase, rollout: Rollout, gate: Gate, ab: AB
+) -> None:
+    # The same span the A/B gates judge: since the phase start, or the sliding window.
     cfg = rollout.config
-    window = f"{int(phase.window_s)}s"
-    query = f"sum by ({cfg.group_label}) (increase({REQUESTS}[{window}]))"
+    ab.evidence.require_start("recall queries per group")
+    span = ab.evidence.span_text()
+    query = f"sum by ({cfg.group_label}) (increase({REQUESTS}{ab.evidence.range_selector()}))"
     # No series means no queries yet: "too few per group" below says so with the numbers.
     counts = {s.labels.get(cfg.group_label): s.value for s in prom.vector(query, allow_empty=True)}
     n = {g: int(counts.get(g, 0)) for g in (cfg.control, cfg.treatment)}
@@ -52,7 +56,7 @@ def enough_queries_per_group(prom: Prom, phase: Phase, rollout: Rollout, gate: G
     short = {g: c for g, c in n.items() if c < phase.config.min_samples}
     if short:
         inconclusive(
-            f"too few queries in the last {window}: {short} (need "
+            f"too few queries {span}: {short} (need "
             f"{phase.config.min_samples} per group); keep the phase running and re-run"
         )
 
@@ -62,7 +66,11 @@ def no_sample_ratio_mismatch(ab: AB, phase: Phase) -> None:
     if percent is None:
         inconclusive(f"[phases.{phase.key}] has no cohort_percent: cannot check the split")
     share = percent / 100.0
-    ab.srm("engram_active_spaces", expected={"control": 1 - share, "treatment": share}).require()
+    # First-seen spaces per group: the randomization unit, counted once per process, so real
+    # activity effects (a cohort making more requests) cannot look like broken assignment.
+    ab.srm(
+        "engram_cohort_assignments_total", expected={"control": 1 - share, "treatment": share}
+    ).require()
 
 
 def p99_latency_within_margin(ab: AB, phase: Phase) -> None:

@@ -44,9 +44,9 @@ def test_cohort_flag_is_at_the_step_percent(
 
 
 def test_at_least_min_samples_queries_per_group(
-    step: str, prom: Prom, phase: Phase, rollout: Rollout, gate: Gate
+    step: str, prom: Prom, phase: Phase, rollout: Rollout, gate: Gate, ab: AB
 ) -> None:
-    canary.enough_queries_per_group(prom, phase, rollout, gate)
+    canary.enough_queries_per_group(prom, phase, rollout, gate, ab)
 
 
 def test_no_sample_ratio_mismatch_between_cohorts(step: str, ab: AB, phase: Phase) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pytest_rollout.clustering import Clustering, IntervalCounts, measure
 from pytest_rollout.comparison import Comparison, finite_or_none
 from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.evidence import Evidence, Look
@@ -68,6 +69,7 @@ class ABSettings:
     holm_family_size: int = 1  # criteria tested as one family: each gets alpha / size
     power: float = 0.8  # for the "n still needed" of an undecided comparison
     tuning_n: int | None = None  # where confidence sequences are tightest (default min_samples)
+    design_effect: bool = True  # measure clustering over the span and widen intervals by it
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -109,6 +111,7 @@ class AB:
         self.prom = prom
         self.gate = gate
         self.settings = settings
+        self._le_text: dict[float, str] = {}  # bucket bound -> its le label as exported
         # The gate's kind decides how its looks are judged (evidence.py): never out of step.
         self.evidence = replace(
             evidence
@@ -122,7 +125,7 @@ class AB:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def _selector(self, metric: str, suffix: str = "") -> str:
+    def _selector(self, metric: str, suffix: str = "", extra: str = "") -> str:
         name, matchers = split_selector(metric)
         s = self.settings
         if re.search(rf"(^|[,\s]){re.escape(s.group_label)}\s*(=|!=|=~|!~)", matchers):
@@ -131,7 +134,7 @@ class AB:
                 "adds the cohort label itself"
             )
         group = f'{s.group_label}=~"{re.escape(s.control)}|{re.escape(s.treatment)}"'
-        inner = f"{matchers}, {group}" if matchers else group
+        inner = ", ".join(m for m in (matchers, extra, group) if m)
         return f"{name}{suffix}{{{inner}}}"
 
     def _increase(self, selector: str, by: str) -> str:
@@ -168,6 +171,7 @@ class AB:
             if not math.isfinite(sample.value):
                 inconclusive(f"{query} returned {sample.value} for {g}")
             by_group[g][float(sample.labels["le"])] = float(sample.value)
+            self._le_text[float(sample.labels["le"])] = sample.labels["le"]
         for g, buckets in by_group.items():
             if not buckets:
                 inconclusive(
@@ -201,6 +205,14 @@ class AB:
         s = self.settings
         self.evidence.require_start(f"{metric} {quantile_name(q)} delta")
         bounds, cum, query = self._histogram(metric)
+        pooled = [a + b for a, b in zip(cum[s.control], cum[s.treatment], strict=True)]
+        edge = bounds[next(i for i, v in enumerate(pooled) if v >= q * pooled[-1])]
+        clustering = self._clustering(
+            self._selector(metric, "_bucket", f'le="{self._le_text[edge]}"'),
+            self._selector(metric, "_count"),
+            quantile_name(q),
+        )
+        cum = {g: [clustering.effective(v) for v in c] for g, c in cum.items()}
         look = self._look(cum[s.treatment][-1])
         result = compare_quantiles(
             bounds,
@@ -236,7 +248,7 @@ class AB:
                 s.min_samples,
                 ref,
                 self.gate,
-                self._progress(look, result),
+                self._progress(look, result, clustering),
             ),
             lambda r: (
                 f"histogram_quantile({q}, sum by (le, {s.group_label}) "
@@ -260,8 +272,11 @@ class AB:
                     f"no {denominator} for {s.group_label}={g!r} "
                     f"{self.evidence.span_text()}: {q_den}"
                 )
-        x = {g: min(float(round(num[g])), float(round(den[g]))) for g in den}
-        n = {g: float(round(den[g])) for g in den}
+        clustering = self._clustering(
+            self._selector(numerator), self._selector(denominator), "rate"
+        )
+        x = {g: clustering.effective(min(round(num[g]), round(den[g]))) for g in den}
+        n = {g: clustering.effective(round(den[g])) for g in den}
         look = self._look(n[s.treatment])
         result = compare_proportions(
             x[s.control],
@@ -287,7 +302,7 @@ class AB:
                 s.min_samples,
                 {},
                 self.gate,
-                self._progress(look, result),
+                self._progress(look, result, clustering),
             ),
             lambda r: (
                 f"{self._rate(self._selector(numerator), r)} / "
@@ -306,7 +321,17 @@ class AB:
         groups: dict[str, Moments] = {
             g: histogram_moments(bounds, cum[g], sums[g]) for g in (s.control, s.treatment)
         }
-        look = self._look(cum[s.treatment][-1])
+        clustering = self._clustering(
+            self._selector(metric, "_sum"),
+            self._selector(metric, "_count"),
+            "mean",
+            {g: m.variance for g, m in groups.items()},
+        )
+        groups = {
+            g: Moments(m.mean, m.variance, max(2, int(clustering.effective(m.n))))
+            for g, m in groups.items()
+        }
+        look = self._look(groups[s.treatment].n)
         result = compare_means(
             groups[s.control],
             groups[s.treatment],
@@ -328,7 +353,7 @@ class AB:
                 s.min_samples,
                 {},
                 self.gate,
-                self._progress(look, result),
+                self._progress(look, result, clustering),
             ),
             lambda r: (
                 f"{self._rate(self._selector(metric, '_sum'), r)} / "
@@ -357,17 +382,37 @@ class AB:
             )
         if sum(observed.values()) <= 0:
             inconclusive(f"no {metric} units in either group: {query}")
-        result = sample_ratio_mismatch(observed, expected)
+        # Looks at a growing count during a phase: the always-valid form (stats/srm.py).
+        phase = self.evidence.kind == "phase"
+        result = sample_ratio_mismatch(
+            observed, expected, sequential=phase, tuning_n=float(max(s.min_samples, 100))
+        )
         # A counter's units per group over time are its rate; a gauge is plotted as it is.
         return self._record(
             Comparison("srm", f"{metric} sample ratio", result, (query,), 0, {}, self.gate),
             lambda r: self._rate(sel, r) if counter else query,
         )
 
-    def _progress(self, look: Look, result: NonInferiority) -> dict[str, Any]:
-        """n, information fraction and "n still needed → ETA", for the record and messages."""
+    def _clustering(
+        self, numerator: str, denominator: str, statistic: str, variance: Any = None
+    ) -> Clustering:
+        """The comparison's design effect over its span (none without range queries)."""
+        s = self.settings
+        if not s.design_effect or not hasattr(self.prom, "range"):
+            return Clustering(note="design effect not measured")
+        counts = IntervalCounts(
+            cast("PromQuery", self.prom), self.evidence, s.group_label, (s.control, s.treatment)
+        )
+        return measure(counts, numerator, denominator, statistic=statistic, variance=variance)
+
+    def _progress(
+        self, look: Look, result: NonInferiority, clustering: Clustering
+    ) -> dict[str, Any]:
+        """n, information fraction and "n still needed → ETA", for the record and messages.
+        n is the effective sample (counts / design effect), as the statistics saw it."""
         needed = (result.n_needed or {}).get("treatment")
         out = self.evidence.progress(result.delta.treatment.n, needed)
+        out["design_effect"] = clustering.to_dict()
         out.update(
             design=look.design,
             information_fraction=finite_or_none(look.information_fraction)

@@ -86,6 +86,9 @@ class Comparison:
         if p.get("planned_n"):
             t = p.get("information_fraction") or 0.0
             parts.append(f"{t:.0%} of the planned {p['planned_n']:,} ({p['design']})")
+        deff = (p.get("design_effect") or {}).get("deff", 1.0)
+        if deff > 1.0:
+            parts.append(f"counts divided by the measured design effect {deff:.2f}")
         if p.get("n_needed") and p.get("eta"):
             parts.append(
                 f"about {p['n_needed']:,} would decide it at {p['rate_per_s']:.3g}/s, by {p['eta']}"

@@ -44,6 +44,12 @@ def _history() -> tuple[str, dict[str, np.ndarray]]:
         latencies = [rng.lognormal(np.log(0.006), 0.5, k) for k in per_step]
         w.histogram(LATENCY, labels, TIMES, latencies, restarts=(RESTART,))
         w.counter("engram_recall", labels, TIMES, per_step, restarts=(RESTART,))
+        # Errors in bursts: each minute's error rate is drawn afresh (spaces failing together),
+        # so the errors are over-dispersed against independent requests.
+        burst_rate = rng.beta(0.5, 49.5, STEPS)  # mean 1 %, sd 1.4 % between minutes
+        bursty = rng.binomial(per_step, burst_rate)
+        w.counter("engram_bursty", {**labels, "outcome": "error"}, TIMES, bursty)
+        w.counter("engram_bursty", {**labels, "outcome": "ok"}, TIMES, per_step - bursty)
     return w.render(), counts
 
 
@@ -60,13 +66,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         server.stop()
 
 
-def _ab(server: PrometheusServer, evidence: Evidence, kind: str = "criterion") -> AB:
+def _ab(
+    server: PrometheusServer, evidence: Evidence, kind: str = "criterion", deff: bool = True
+) -> AB:
     gate = GateRecord(nodeid=f"test::{kind}", kind=kind)
     source = PrometheusSource(
         PromSettings(url=server.url, timeout_s=10, retries=0, max_staleness_s=3600),
         at=evidence.at,
     )
-    return AB(PromQuery(source, gate), gate, ABSettings(window="1h", min_samples=1000), evidence)
+    settings = ABSettings(window="1h", min_samples=1000, design_effect=deff)
+    return AB(PromQuery(source, gate), gate, settings, evidence)
 
 
 def _phase(at: float, **kw: object) -> Evidence:
@@ -87,7 +96,7 @@ def _true_count(group: str, end_step: int) -> int:
 
 def test_counts_since_the_phase_start_survive_a_restart(prometheus: PrometheusServer) -> None:
     at = TIMES[-1]
-    ab = _ab(prometheus, _phase(at))
+    ab = _ab(prometheus, _phase(at), deff=False)  # raw counts: no design effect
     result = ab.quantile_delta(LATENCY, q=0.5, margin=0.005)
     n_t = result.n["treatment"]
     truth = _true_count("treatment", STEPS - 1)
@@ -128,7 +137,7 @@ def test_early_look_is_strict_and_says_when_it_resolves(prometheus: PrometheusSe
 def test_criterion_past_its_plan_is_the_final_analysis(prometheus: PrometheusServer) -> None:
     at = TIMES[-1]
     phase = _phase(at, duration_s=5 * 3600.0)
-    comparison = _ab(prometheus, phase).quantile_delta(LATENCY, q=0.5, margin=0.005)
+    comparison = _ab(prometheus, phase, deff=False).quantile_delta(LATENCY, q=0.5, margin=0.005)
     assert "[18000s] offset 10800s" in comparison.queries[0]
     truth = _true_count("treatment", 5 * 60)
     assert abs(comparison.n["treatment"] - truth) <= 0.01 * truth
@@ -148,3 +157,34 @@ def test_unknown_phase_start_is_inconclusive_never_a_window(prometheus: Promethe
     )
     with pytest.raises(Inconclusive, match="--rollout-since.*never falls back"):
         _ab(prometheus, unknown).quantile_delta(LATENCY, q=0.5, margin=0.005)
+
+
+def test_independent_requests_get_no_design_effect(prometheus: PrometheusServer) -> None:
+    # Poisson traffic with independent latencies: the measured ratio is noise around 1.
+    at = TIMES[-1]
+    for make in (
+        lambda ab: ab.quantile_delta(LATENCY, q=0.5, margin=0.005),
+        lambda ab: ab.proportion_delta(
+            f'{LATENCY}_bucket{{le="0.01"}}', f"{LATENCY}_count", margin=0.01
+        ),
+    ):
+        progress = make(_ab(prometheus, _phase(at))).progress
+        measured = progress["design_effect"]
+        assert measured["intervals"] == 240 and measured["interval_s"] == 120
+        assert measured["deff"] == 1.0, measured
+        assert set(measured["by_group"]) == {"control", "treatment"}
+
+
+def test_bursty_errors_widen_the_interval_by_the_measured_design_effect(
+    prometheus: PrometheusServer,
+) -> None:
+    at = TIMES[-1]
+    errors, total = 'engram_bursty_total{outcome="error"}', "engram_bursty_total"
+    naive = _ab(prometheus, _phase(at), deff=False).proportion_delta(errors, total, margin=0.01)
+    honest = _ab(prometheus, _phase(at)).proportion_delta(errors, total, margin=0.01)
+    measured = honest.progress["design_effect"]
+    assert measured["deff"] > 1.5, measured
+    assert honest.n["control"] == int(naive.n["control"] / measured["deff"])
+    naive_width = naive.result.ci[1] - naive.result.ci[0]  # type: ignore[union-attr]
+    honest_width = honest.result.ci[1] - honest.result.ci[0]  # type: ignore[union-attr]
+    assert honest_width > 1.15 * naive_width

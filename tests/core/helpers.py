@@ -45,6 +45,8 @@ GATE_KEYS = {
     "n",
     "p_value",
     "ci",
+    "information_fraction",
+    "eta",
     "reason",
     "queries",
 }
