@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from examples.scenarios import END, SCENARIOS, generate  # noqa: E402
+from examples.scenarios import END, HISTORY_S, SCENARIOS, generate  # noqa: E402
 from pytest_rollout.promserver import start_backfilled  # noqa: E402
 
 
@@ -44,6 +44,8 @@ def main(argv: list[str]) -> int:
                 "no:cacheprovider",
                 f"--rollout-prometheus-url={server.url}",
                 f"--rollout-at={END}",
+                # The canary began when the history does: A/B gates judge the whole phase.
+                f"--rollout-since={END - HISTORY_S}",
                 f"--rollout-decision-json={out / 'decision.json'}",
                 f"--html={out / 'report.html'}",
                 "--self-contained-html",
