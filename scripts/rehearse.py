@@ -13,7 +13,7 @@ runbook says (0, or its ``# expect exit N``).
 After the blocks it checks, in Python, what a command's exit status cannot show, from the files
 the blocks wrote: each gate's decision record matches its expected exit, the ABORT rolled back
 and verified, the flags are at the phase's rollback state, the audit log names actor and phase,
-latency recovered, no episode lost (RPO 0). rehearsal.json in --out lists every command and
+no recall takes the slowed treatment path any more, no episode lost (RPO 0). rehearsal.json in --out lists every command and
 check. Exit 0 when every one held, 1 otherwise.
 """
 
@@ -189,14 +189,19 @@ class Checks:
             bool(audit) and not anonymous,
             anonymous or f"{len(audit)} changes by {self.actor!r}",
         )
+        # The chaos slows the blended (treatment) path only, so an answer from another path
+        # carries none of it. That, not the probe's own latency, is the evidence: on a shared
+        # machine client-side latency follows the load (p50 58 ms, p99 308 ms with nothing
+        # slowed at load 20), and a latency bound would judge the machine, not the rollback.
         chaos_ms = self.config.threshold(*CHAOS)
         probe = self.read(PROBE_AFTER) or {}
         groups = probe.get("by_group", {})
         self.check(
-            "treatment latency recovered after the rollback",
-            bool(groups) and "treatment" not in groups and probe.get("p99_ms", 1e9) < chaos_ms,
-            f"probe after the rollback: p99 {probe.get('p99_ms')} ms (chaos on the treatment "
-            f"path still {chaos_ms:g} ms), answers by group {groups}",
+            "no recall takes the slowed treatment path after the rollback",
+            sum(groups.values()) > 0 and "treatment" not in groups and not probe.get("failures"),
+            f"probe after the rollback, chaos ({chaos_ms:g} ms) still on the treatment path: "
+            f"answers by group {groups}, {probe.get('failures')} failed; client-side p50 "
+            f"{probe.get('p50_ms')} ms, p99 {probe.get('p99_ms')} ms",
         )
 
     def rpo(self) -> None:

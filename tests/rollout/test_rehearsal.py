@@ -53,7 +53,7 @@ def test_rehearsal_walks_phases_0_to_2_then_aborts_and_rolls_back(tmp_path: Path
         "flags at phase2's rollback state after the rollback",
         "the audit log records the rollback, with actor and phase",
         "every flag change in the audit log names the actor and its phase",
-        "treatment latency recovered after the rollback",
+        "no recall takes the slowed treatment path after the rollback",
         "no episode lost (RPO 0)",
     ):
         assert steps[check]["ok"], steps[check]["detail"]
