@@ -131,6 +131,7 @@ def _gate_entry(gate: GateResult) -> dict[str, Any]:
         "ci": r.get("ci"),
         "information_fraction": evidence.get("information_fraction"),
         "eta": evidence.get("eta"),
+        "evidence": dict(evidence) or None,
         "reason": gate.reason,
         "queries": queries,
     }

@@ -47,6 +47,7 @@ GATE_KEYS = {
     "ci",
     "information_fraction",
     "eta",
+    "evidence",
     "reason",
     "queries",
 }
