@@ -26,9 +26,16 @@ CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
     "engram_concept_coherence": (),
     "engram_semantic_pathway_timeouts_total": (),
     "engram_feature_flag": ("flag",),
-    "process_resident_memory_bytes": (),
-    "process_cpu_seconds_total": (),
+    # Which replica a process is (REPLICA_LABEL): phase 1 compares the shadow with its twin.
+    "process_resident_memory_bytes": ("replica",),
+    "process_cpu_seconds_total": ("replica",),
 }
+
+# Phase 1 runs a baseline replica next to the shadow (same traffic, phase 0 flags); the process
+# metrics of each carry this label (a target label of the scrape config).
+REPLICA_LABEL = "replica"
+SHADOW_REPLICA = "shadow"
+BASELINE_REPLICA = "baseline"
 
 
 def require_no_episodes_lost(prom: Prom, phase: Phase, gate: Gate) -> None:

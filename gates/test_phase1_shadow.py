@@ -2,8 +2,10 @@
 
     pytest gates -m phase1 --rollout-decision-json out/phase1.json --html out/phase1.html
 
-Watches what shadow mode costs (memory, CPU, recall latency against the phase 0 baseline) and
-whether formation is healthy. Abort triggers roll back with --rollout-on-abort=rollback.
+Watches what shadow mode costs and whether formation is healthy. Memory and CPU are compared
+with the baseline replica running phase 0's flags next to the shadow on the same traffic
+(twin.py); recall latency with the baseline saved in phase 0. Abort triggers roll back with
+--rollout-on-abort=rollback.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pytest_rollout import inconclusive
 from pytest_rollout.stats import quantile_bounds
 
 from contract import require_no_episodes_lost
+from twin import (
+    CPU,
+    RSS,
+    abort_if_overhead_proven_over,
+    observe_formation_cpu_share,
+    require_overhead_under,
+)
 
 if TYPE_CHECKING:
     # types only: the fixture classes load when the gates run, as they would without annotations
@@ -101,20 +110,13 @@ def test_recall_p99_within_5pct_of_baseline(baseline: Baseline, phase: Phase) ->
     )
 
 
-def test_memory_overhead_under_10pct_of_baseline(baseline: Baseline, phase: Phase) -> None:
-    baseline.check(
-        metrics=("RSS",),
-        window_s=phase.window_s,
-        margin=phase.threshold("rss_overhead_pct_max") / 100,
-    )
+def test_memory_overhead_under_10pct_of_baseline(prom: Prom, phase: Phase, gate: Gate) -> None:
+    require_overhead_under(prom, phase, gate, RSS, "rss_overhead_pct_max")
 
 
-def test_cpu_overhead_under_5pct_of_baseline(baseline: Baseline, phase: Phase) -> None:
-    baseline.check(
-        metrics=("CPU",),
-        window_s=phase.window_s,
-        margin=phase.threshold("cpu_overhead_pct_max") / 100,
-    )
+def test_cpu_overhead_under_5pct_of_baseline(prom: Prom, phase: Phase, gate: Gate) -> None:
+    observe_formation_cpu_share(prom, phase, gate)
+    require_overhead_under(prom, phase, gate, CPU, "cpu_overhead_pct_max")
 
 
 @pytest.mark.abort
@@ -133,38 +135,11 @@ def test_abort_when_episode_count_drops(prom: Prom, phase: Phase, gate: Gate) ->
     require_no_episodes_lost(prom, phase, gate)
 
 
-def _abort_if_proven_over(
-    baseline: Baseline, phase: Phase, gate: Gate, metric: str, threshold: str
-) -> None:
-    limit = phase.threshold(threshold)
-    comparison = baseline.compare(window_s=phase.window_s, margin=limit / 100)
-    (row,) = [r for r in comparison.rows if r.metric == metric]
-    gate.observe(
-        metric=f"{metric} overhead vs baseline",
-        observed=row.delta_pct,
-        threshold=limit,
-        unit="%",
-        ci=row.ci_pct,
-        p_value=row.p_value,
-        n=row.n,
-        explanation=row.explanation,
-    )
-    # An abort trigger fires only on proof: "fail" means the overhead is beyond the limit.
-    assert row.outcome != "fail", (
-        f"{metric} overhead {row.delta_pct:+.1f} % is proven over +{limit:g} %: roll back "
-        "shadow mode (rollout flags rollback --phase phase1 --phase-state)"
-    )
+@pytest.mark.abort
+def test_abort_when_memory_overhead_exceeds_20pct(prom: Prom, phase: Phase, gate: Gate) -> None:
+    abort_if_overhead_proven_over(prom, phase, gate, RSS, "rss_overhead_pct_abort")
 
 
 @pytest.mark.abort
-def test_abort_when_memory_overhead_exceeds_20pct(
-    baseline: Baseline, phase: Phase, gate: Gate
-) -> None:
-    _abort_if_proven_over(baseline, phase, gate, "RSS", "rss_overhead_pct_abort")
-
-
-@pytest.mark.abort
-def test_abort_when_cpu_overhead_exceeds_10pct(
-    baseline: Baseline, phase: Phase, gate: Gate
-) -> None:
-    _abort_if_proven_over(baseline, phase, gate, "CPU", "cpu_overhead_pct_abort")
+def test_abort_when_cpu_overhead_exceeds_10pct(prom: Prom, phase: Phase, gate: Gate) -> None:
+    abort_if_overhead_proven_over(prom, phase, gate, CPU, "cpu_overhead_pct_abort")

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--semantic-timeout-ms", type=float, default=200.0)
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a scrape")
+    up.add_argument(
+        "--no-twin",
+        dest="twin",
+        action="store_false",
+        help="do not start the baseline replica (phase 1's overhead gates then stay inconclusive)",
+    )
 
     sub.add_parser("status", help="liveness and answers of the recorded processes (JSON)")
     sub.add_parser("down", help="stop exactly the recorded PIDs")
@@ -74,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--threads", type=int, default=8)
     traffic.add_argument("--prefix", default="space")
     traffic.add_argument("--url", help="service URL (default: from the state file)")
+    traffic.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="also send every request here (repeatable); default without --url: the stack's "
+        "baseline replica",
+    )
+    traffic.add_argument(
+        "--no-mirror", action="store_true", help="send to the service only, not its twin"
+    )
 
     backup = sub.add_parser("backup", help="online backup of every space's database + manifest")
     backup.add_argument(
@@ -121,8 +137,11 @@ def _run(args: argparse.Namespace) -> int:
             formation_interval_s=args.formation_interval,
             semantic_timeout_ms=args.semantic_timeout_ms,
             timeout_s=args.timeout,
+            twin=args.twin,
         )
         print(f"engram     {stack.engram_url}  (pid {stack.state.service_pid})")
+        if stack.baseline_url:
+            print(f"baseline   {stack.baseline_url}  (pid {stack.state.baseline_pid})")
         print(f"prometheus {stack.prometheus_url}  (pid {stack.state.prometheus_pid})")
         print(f"flags      {stack.flags_path}")
         print(f"state      {stack.state_path}")
@@ -139,6 +158,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"nothing was running: {exc}")
             return 0
         recorded = {"service": stack.state.service_pid, "prometheus": stack.state.prometheus_pid}
+        if stack.state.baseline_port:
+            recorded["baseline"] = stack.state.baseline_pid
         stopped = dict(stack.down())
         for name, pid in recorded.items():
             # Not running: exited, or its PID now belongs to another process; either way untouched.
@@ -161,19 +182,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "seed":
         from staging.seed import seed
 
-        result = seed(
-            _engram_url(args),
-            episodes=args.episodes,
-            spaces=args.spaces,
-            prefix=args.prefix,
-            skew=args.skew,
-        )
+        targets = [_engram_url(args)]
+        if not args.url and Stack.load(args.workdir).baseline_url:
+            # The same seeded episodes into the twin: both replicas start from the same data.
+            targets.append(Stack.load(args.workdir).baseline_url)
+        for target in targets:
+            result = seed(
+                target,
+                episodes=args.episodes,
+                spaces=args.spaces,
+                prefix=args.prefix,
+                skew=args.skew,
+            )
         print(json.dumps({"episodes": result.episodes, "spaces": len(result.per_space)}))
         return 0
     if args.command == "traffic":
         from staging.traffic import drive, parse_duration
 
         url, duration_s = _engram_url(args), parse_duration(args.duration)
+        mirrors = [] if args.no_mirror else [m.rstrip("/") for m in args.mirror or []]
+        if not args.url and not args.no_mirror and not args.mirror:
+            # The twin gets every request the service gets: same data growth, same load.
+            twin = Stack.load(args.workdir).baseline_url
+            mirrors = [twin] if twin else []
         stop = threading.Event()
         stopped_by: list[str] = []
 
@@ -189,8 +220,10 @@ def _run(args: argparse.Namespace) -> int:
             # An ignored signal stays ignored: a shell script's `&` job must not stop on Ctrl-C.
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 signal.signal(signum, stop_early)
+        mirrored = f" (mirrored to {', '.join(mirrors)})" if mirrors else ""
         print(
-            f"traffic: {args.rps:g} req/s to {url} for {duration_s:g}s; SIGTERM or Ctrl-C stops "
+            f"traffic: {args.rps:g} req/s to {url}{mirrored} for {duration_s:g}s; SIGTERM or "
+            "Ctrl-C stops "
             "it early and still prints the summary",
             file=sys.stderr,
             flush=True,
@@ -205,6 +238,7 @@ def _run(args: argparse.Namespace) -> int:
             prefix=args.prefix,
             skew=args.skew,
             stop=stop,
+            mirror_urls=mirrors,
         )
         summary.stopped_by = stopped_by[0] if stopped_by else None
         print(json.dumps(summary.to_json()), flush=True)

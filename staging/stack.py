@@ -1,7 +1,13 @@
-"""The local staging stack: the service, a real Prometheus scraping it, and the flag file.
+"""The local staging stack: the service, its baseline twin, a real Prometheus, and the flag file.
 
-``Stack.up(workdir)`` starts both processes on free loopback ports, waits until Prometheus holds
-the service's first scrape, and records everything in ``workdir/state.json`` (mode 0600: it holds
+The service ("shadow" replica, ``engram_url``, ``data/``, ``flags.json``) is the one every gate,
+flag change and drill acts on. Its twin ("baseline" replica, ``baseline_url``, ``baseline-data/``,
+``baseline-flags.json``) runs the same code pinned to the phase 0 flags and gets the same
+traffic (``python -m staging traffic`` mirrors every request), so phase 1 can measure what the
+flags cost against a concurrent replica instead of a window saved days earlier.
+
+``Stack.up(workdir)`` starts the processes on free loopback ports, waits until Prometheus holds
+both replicas' first scrape, and records everything in ``workdir/state.json`` (mode 0600: it holds
 the admin token, which ``workdir/admin_token``, also 0600, holds alone for shells to read). ``Stack.load(workdir).down()`` stops exactly the recorded PIDs, from any process.
 A recorded PID is ours only while its command line and its start time are the recorded ones.
 """
@@ -36,6 +42,11 @@ TOKEN_FILE = "admin_token"
 PROMETHEUS_BIN = "/usr/bin/prometheus"
 RULES_GLOB = "monitoring/prometheus/*.rules.yml"
 SCRAPE_JOB = "engram"
+# The twin's own job: everything that selects job="engram" (alert rules, soak, saved baselines)
+# keeps seeing the one service it saw before the twin existed.
+BASELINE_JOB = "engram-baseline"
+REPLICA_LABEL = "replica"
+SHADOW, BASELINE = "shadow", "baseline"
 
 
 class StackError(RuntimeError):
@@ -70,6 +81,14 @@ class StackState:
     # running the same command line, has another. 0 in state files written before they existed.
     service_start_time: int = 0
     prometheus_start_time: int = 0
+    # The baseline twin; baseline_pid 0 (and "" paths) when the stack runs without it.
+    baseline_url: str = ""
+    baseline_port: int = 0
+    baseline_data_dir: str = ""
+    baseline_flags_path: str = ""
+    baseline_log: str = ""
+    baseline_pid: int = 0
+    baseline_start_time: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,9 +117,14 @@ class StackState:
         return StackState(**data)
 
 
-def prometheus_config(engram_port: int, repo_root: Path) -> str:
-    """Scrape every second; load the alert rules that ``rollout render`` writes into the repo."""
-    return (
+def prometheus_config(engram_port: int, repo_root: Path, baseline_port: int = 0) -> str:
+    """Scrape every second; load the alert rules that ``rollout render`` writes into the repo.
+
+    Each replica's series carry ``replica`` as a target label. Of the twin only the process
+    metrics are kept: its engram_* series (all spaces in control, its flags off) would otherwise
+    join every sum the gates and alert rules take over the service.
+    """
+    config = (
         "global:\n"
         "  scrape_interval: 1s\n"
         "  scrape_timeout: 1s\n"
@@ -111,7 +135,20 @@ def prometheus_config(engram_port: int, repo_root: Path) -> str:
         f"  - job_name: {SCRAPE_JOB}\n"
         "    static_configs:\n"
         f"      - targets: ['127.0.0.1:{engram_port}']\n"
+        f"        labels: {{{REPLICA_LABEL}: {SHADOW}}}\n"
     )
+    if baseline_port:
+        config += (
+            f"  - job_name: {BASELINE_JOB}\n"
+            "    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{baseline_port}']\n"
+            f"        labels: {{{REPLICA_LABEL}: {BASELINE}}}\n"
+            "    metric_relabel_configs:\n"
+            "      - source_labels: [__name__]\n"
+            "        regex: 'process_.*'\n"
+            "        action: keep\n"
+        )
+    return config
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -222,7 +259,11 @@ def _stop(
 
 def _processes_using(workdir: Path) -> list[str]:
     """``PID command`` of every process whose arguments name this workdir's files."""
-    markers = (f"--config.file={workdir / 'prometheus.yml'} ", f"--data-dir {workdir / 'data'} ")
+    markers = (
+        f"--config.file={workdir / 'prometheus.yml'} ",
+        f"--data-dir {workdir / 'data'} ",
+        f"--data-dir {workdir / 'baseline-data'} ",
+    )
     found = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and int(proc.name) != os.getpid():
@@ -272,6 +313,11 @@ class Stack:
         return self.state.prometheus_url
 
     @property
+    def baseline_url(self) -> str:
+        """The twin's URL; "" when the stack runs without it."""
+        return self.state.baseline_url
+
+    @property
     def flags_path(self) -> Path:
         return Path(self.state.flags_path)
 
@@ -312,12 +358,15 @@ class Stack:
     def env(self, *, flag_backend: str = "http") -> dict[str, str]:
         """Environment for gates: ``flag_backend`` "http" (the admin API) or "file"."""
         flags = self.engram_url if flag_backend == "http" else f"flagd-file:{self.flags_path}"
-        return {
+        env = {
             "ROLLOUT_PROMETHEUS_URL": self.prometheus_url,
             "ROLLOUT_FLAGS": flags,
             "ROLLOUT_FLAGS_TOKEN": self.admin_token,
             "ENGRAM_URL": self.engram_url,
         }
+        if self.baseline_url:
+            env["ENGRAM_BASELINE_URL"] = self.baseline_url
+        return env
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -332,13 +381,16 @@ class Stack:
         semantic_timeout_ms: float = 200.0,
         formation_interval_s: float = 10.0,
         timeout_s: float = 60.0,
+        twin: bool = True,
         say: Callable[[str], None] = print,
     ) -> Stack:
         """Start the stack in ``workdir`` and return once Prometheus holds a first scrape.
 
         ``flags_file`` is used as is; without it ``workdir/flags.json`` is (re)written with
         ``initial_flags`` over the defaults (all off, blended_recall 0 %, semantic_weight 0.3).
-        Data in ``workdir/data`` is kept across runs. Refuses while the recorded stack runs;
+        With ``twin`` the baseline replica starts too, on ``workdir/baseline-flags.json``
+        (rewritten with the defaults: phase 0's flags) and ``workdir/baseline-data``.
+        Data in ``workdir/data`` and ``workdir/baseline-data`` is kept across runs. Refuses while the recorded stack runs;
         if only one of its processes still runs, stops it first and tells ``say``.
         """
         workdir = Path(workdir).resolve()
@@ -365,8 +417,25 @@ class Stack:
         data_dir = workdir / "data"
         data_dir.mkdir(exist_ok=True)
         engram_port, prometheus_port = free_port(), free_port()
+        twin_state: dict[str, Any] = {}
+        if twin:
+            baseline_port = free_port()
+            baseline_flags = workdir / "baseline-flags.json"
+            write_initial_flag_file(baseline_flags)
+            (workdir / "baseline-data").mkdir(exist_ok=True)
+            twin_state = {
+                "baseline_url": f"http://127.0.0.1:{baseline_port}",
+                "baseline_port": baseline_port,
+                "baseline_data_dir": str(workdir / "baseline-data"),
+                "baseline_flags_path": str(baseline_flags),
+                "baseline_log": str(workdir / "engram-baseline.log"),
+            }
         config_path = workdir / "prometheus.yml"
-        config_path.write_text(prometheus_config(engram_port, Path(repo_root).resolve()))
+        config_path.write_text(
+            prometheus_config(
+                engram_port, Path(repo_root).resolve(), twin_state.get("baseline_port", 0)
+            )
+        )
         state = StackState(
             workdir=str(workdir),
             engram_url=f"http://127.0.0.1:{engram_port}",
@@ -384,12 +453,15 @@ class Stack:
             semantic_timeout_ms=semantic_timeout_ms,
             formation_interval_s=formation_interval_s,
             started_at=time.time(),
+            **twin_state,
         )
         stack = cls(state)
         try:
             # Prometheus first: its first scrape takes seconds, the service starts meanwhile.
             stack._start_prometheus()
             stack._start_service()
+            if twin:
+                stack._start_baseline()
             stack._save()
             stack.wait_for_scrape(timeout_s)
         except BaseException:
@@ -435,14 +507,40 @@ class Stack:
         wait_for_exec(child.pid, child)
         return child.pid
 
-    def _service_marker(self) -> str:
+    def _service_marker(self, port: int | None = None) -> str:
         # Trailing space: /proc cmdline ends each argument, so port 80 does not match 8080.
-        return f"staging.app --port {self.state.engram_port} "
+        return f"staging.app --port {self.state.engram_port if port is None else port} "
 
     def _prometheus_marker(self) -> str:
         return f"--config.file={self.state.prometheus_config} "
 
     def _start_service(self, timeout_s: float = 30.0) -> None:
+        """Start the service (the shadow replica) on its recorded port, data and flags."""
+        state = self.state
+        pid = self._launch(
+            state.engram_port, state.data_dir, state.flags_path, state.service_log, timeout_s
+        )
+        self._replace(service_pid=pid, service_start_time=start_time(pid))
+
+    def _start_baseline(self, timeout_s: float = 30.0) -> None:
+        """Start the baseline twin on its own port, data directory and (phase 0) flag file."""
+        state = self.state
+        if not state.baseline_port:
+            raise StackError(
+                f"the stack in {state.workdir} runs without a baseline replica: bring it down "
+                "and `python -m staging up` again (the twin is on by default)"
+            )
+        pid = self._launch(
+            state.baseline_port,
+            state.baseline_data_dir,
+            state.baseline_flags_path,
+            state.baseline_log,
+            timeout_s,
+        )
+        self._replace(baseline_pid=pid, baseline_start_time=start_time(pid))
+
+    def _launch(self, port: int, data_dir: str, flags_path: str, log: str, timeout_s: float) -> int:
+        """Spawn one replica of the service and return its PID once it answers /health."""
         env = {
             # One BLAS thread: a recall is one memory-bound matrix-vector product, and a second
             # thread on a busy 2-core machine quadrupled its median (2 ms -> 8 ms at 50k).
@@ -459,27 +557,27 @@ class Stack:
             "-m",
             "staging.app",
             "--port",
-            str(self.state.engram_port),
+            str(port),
             "--data-dir",
-            self.state.data_dir,
+            data_dir,
             "--flags",
-            self.state.flags_path,
+            flags_path,
             "--semantic-timeout-ms",
             str(self.state.semantic_timeout_ms),
             "--formation-interval",
             str(self.state.formation_interval_s),
         ]
-        pid = self._spawn(argv, self.state.service_log, env)
-        self._replace(service_pid=pid, service_start_time=start_time(pid))
+        pid = self._spawn(argv, log, env)
+        started, marker = start_time(pid), self._service_marker(port)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not self._alive("service"):
-                raise StackError(f"service exited at start; see {self.state.service_log}")
+            if not _alive(pid, marker, started):
+                raise StackError(f"service on port {port} exited at start; see {log}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.engram_url}/health", timeout=1).ok:
-                    return
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                    return pid
             time.sleep(0.05)
-        raise StackError(f"service not healthy after {timeout_s:g} s; see {self.state.service_log}")
+        raise StackError(f"service on port {port} not healthy after {timeout_s:g} s; see {log}")
 
     def _start_prometheus(self) -> None:
         tsdb = self.workdir / "prometheus-data"
@@ -505,23 +603,25 @@ class Stack:
         return result
 
     def wait_for_scrape(self, timeout_s: float = 60.0) -> None:
-        """Block until Prometheus has scraped the service: up == 1 and an engram_ series."""
+        """Block until Prometheus has scraped the service (up == 1 and an engram_ series) and,
+        with the twin, its process metrics."""
+        wanted = [f'up{{job="{SCRAPE_JOB}"}} == 1', f'engram_episodes{{job="{SCRAPE_JOB}"}}']
+        if self.state.baseline_port:
+            wanted.append(f'process_cpu_seconds_total{{{REPLICA_LABEL}="{BASELINE}"}}')
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self._alive("prometheus"):
                 raise StackError(f"prometheus exited; see {self.state.prometheus_log}")
             with contextlib.suppress(requests.RequestException, KeyError, ValueError):
-                if self.query(f'up{{job="{SCRAPE_JOB}"}} == 1') and self.query(
-                    f'engram_episodes{{job="{SCRAPE_JOB}"}}'
-                ):
+                if all(self.query(q) for q in wanted):
                     return
             time.sleep(0.2)
-        raise StackError(f"no scrape of the service within {timeout_s:g} s")
+        raise StackError(f"no scrape of {' and '.join(wanted)} within {timeout_s:g} s")
 
     def _recorded(self) -> dict[str, tuple[int, str, int]]:
         """Each recorded process: name -> (pid, command-line marker, start time)."""
         state = self.state
-        return {
+        recorded = {
             "service": (state.service_pid, self._service_marker(), state.service_start_time),
             "prometheus": (
                 state.prometheus_pid,
@@ -529,13 +629,20 @@ class Stack:
                 state.prometheus_start_time,
             ),
         }
+        if state.baseline_port:
+            recorded[BASELINE] = (
+                state.baseline_pid,
+                self._service_marker(state.baseline_port),
+                state.baseline_start_time,
+            )
+        return recorded
 
     def _alive(self, name: str) -> bool:
         pid, marker, started = self._recorded()[name]
         return _alive(pid, marker, started)
 
     def running(self) -> bool:
-        return self._alive("service") and self._alive("prometheus")
+        return all(self._alive(name) for name in self._recorded())
 
     def status(self) -> dict[str, Any]:
         """Liveness of each recorded process and what the service and Prometheus answer."""
@@ -553,6 +660,13 @@ class Stack:
             },
             "flags_path": self.state.flags_path,
         }
+        if self.state.baseline_port:
+            out[BASELINE] = {
+                "pid": self.state.baseline_pid,
+                "alive": self._alive(BASELINE),
+                "url": self.baseline_url,
+                "flags_path": self.state.baseline_flags_path,
+            }
         try:
             answer = requests.get(f"{self.engram_url}/api/v1/dual_memory/status", timeout=2)
             out["service"]["status"] = answer.json()
@@ -564,9 +678,15 @@ class Stack:
             out["prometheus"]["error"] = str(exc)
         return out
 
-    def restart_service(self, *, kill: bool = False) -> None:
-        """Stop the service (SIGKILL if ``kill``, else SIGTERM) and start it on the same port."""
-        pid, marker, started = self._recorded()["service"]
+    def restart_service(self, *, kill: bool = False, replica: str = SHADOW) -> None:
+        """Stop a replica (SIGKILL if ``kill``, else SIGTERM) and start it on the same port;
+        the other replica runs on untouched."""
+        self.stop_replica(replica, kill=kill)
+        self.start_replica(replica)
+
+    def stop_replica(self, replica: str, *, kill: bool = False) -> None:
+        """Stop one replica ("shadow", the service, or "baseline") by its recorded PID."""
+        pid, marker, started = self._recorded()[self._replica_process(replica)]
         popen = self._children.pop(pid, None)
         if kill:
             if _alive(pid, marker, started):
@@ -578,8 +698,24 @@ class Stack:
                     time.sleep(0.02)
         else:
             _stop(pid, marker, started, popen, grace_s=10)
-        self._start_service()
+
+    def start_replica(self, replica: str) -> None:
+        """Start one stopped replica again on its port, data directory and flag file."""
+        if self._replica_process(replica) == "service":
+            self._start_service()
+        else:
+            self._start_baseline()
         self._save()
+
+    def _replica_process(self, replica: str) -> str:
+        if replica == SHADOW:
+            return "service"
+        if replica == BASELINE and self.state.baseline_port:
+            return BASELINE
+        known = f"{SHADOW!r} or {BASELINE!r}" if self.state.baseline_port else repr(SHADOW)
+        raise StackError(
+            f"no replica {replica!r} in the stack in {self.state.workdir}: use {known}"
+        )
 
     def down(self, grace_s: float = 10.0) -> list[tuple[str, int]]:
         """Stop exactly the recorded PIDs (after checking they are still ours), then forget.

@@ -1,7 +1,8 @@
 """A bounded, rate-paced traffic driver (threads + requests): Zipf-skewed spaces, a few writes.
 
 Lighter than Locust and importable in-process, for tests and the README main job; the Locust
-file models the same mix for longer or heavier runs.
+file models the same mix for longer or heavier runs. ``mirror_urls`` sends every request to
+those replicas too (the stack's baseline twin), so their data and load stay the same.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -41,6 +43,8 @@ class TrafficSummary:
     by_status: Counter[int] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     stopped_by: str | None = None  # the signal that ended the run early, e.g. "SIGTERM"
+    mirrored: int = 0  # copies sent to the mirrors; every other count is the primary's
+    mirror_failures: int = 0
 
     @property
     def achieved_rps(self) -> float:
@@ -64,6 +68,8 @@ class TrafficSummary:
             "by_group": dict(self.by_group),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "stopped_by": self.stopped_by,
+            "mirrored": self.mirrored,
+            "mirror_failures": self.mirror_failures,
         }
 
 
@@ -80,13 +86,15 @@ def drive(
     rng_seed: int = 0,
     timeout_s: float = 5.0,
     stop: threading.Event | None = None,
+    mirror_urls: Sequence[str] = (),
 ) -> TrafficSummary:
     """Send about ``rps`` requests per second for ``duration_s`` seconds, then return totals.
 
     Each thread paces its own share of the rate against the clock (open loop): a slow service
     makes threads fall behind, and ``achieved_rps`` shows it. Setting ``stop`` ends the run
     early: each thread finishes its request in flight (at most ``timeout_s``) and the totals so
-    far are returned.
+    far are returned. Each request also goes to every URL of ``mirror_urls``, in the same
+    thread; the summary's latencies, groups and statuses are the primary's alone.
     """
     if duration_s <= 0 or rps <= 0 or not 0 <= write_ratio <= 1 or spaces < 1:
         raise ValueError("need duration > 0, rps > 0, 0 <= write_ratio <= 1, spaces >= 1")
@@ -103,6 +111,7 @@ def drive(
     def worker(index: int) -> None:
         rng = random.Random(rng_seed * 1000 + index)
         next_at = started + index * interval / threads
+        sent_so_far = 0
         with requests.Session() as http:
             while True:
                 now = time.monotonic()
@@ -118,6 +127,12 @@ def drive(
                 else:
                     kind, path = "recall", f"/api/v1/spaces/{space}/recall"
                     body = {"query": query_text(rng), "k": 10}
+                mirror_failed = 0
+                for number, mirror in enumerate(mirror_urls):
+                    # Before the primary on every other request: neither replica always gets
+                    # the warmer caches or the earlier slot.
+                    if (number + sent_so_far) % 2:
+                        mirror_failed += not _mirror(http, mirror + path, body, timeout_s)
                 sent = time.perf_counter()
                 status, group = 0, None
                 try:
@@ -128,7 +143,13 @@ def drive(
                 except (requests.RequestException, ValueError):
                     status = 0
                 elapsed_ms = (time.perf_counter() - sent) * 1000
+                for number, mirror in enumerate(mirror_urls):
+                    if not (number + sent_so_far) % 2:
+                        mirror_failed += not _mirror(http, mirror + path, body, timeout_s)
+                sent_so_far += 1
                 with lock:
+                    summary.mirrored += len(mirror_urls)
+                    summary.mirror_failures += mirror_failed
                     summary.requests += 1
                     summary.by_kind[kind] += 1
                     summary.by_status[status] += 1
@@ -148,3 +169,11 @@ def drive(
         thread.join()
     summary.duration_s = time.monotonic() - started
     return summary
+
+
+def _mirror(http: requests.Session, url: str, body: dict[str, Any], timeout_s: float) -> bool:
+    """Send one mirrored copy; True if the mirror answered below 500."""
+    try:
+        return http.post(url, json=body, timeout=timeout_s).status_code < 500
+    except requests.RequestException:
+        return False

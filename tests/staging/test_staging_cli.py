@@ -32,6 +32,7 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
         assert stat.S_IMODE(state_path.stat().st_mode) == 0o600
         state = StackState.from_json(json.loads(state_path.read_text()))
         assert process_running(state.service_pid) and process_running(state.prometheus_pid)
+        assert process_running(state.baseline_pid)  # the twin runs by default
         assert state.engram_url.startswith("http://127.0.0.1:")
         assert len(state.admin_token) >= 32
         assert state.flags_path == str(flags)  # used as given, not rewritten
@@ -51,6 +52,7 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
             "ROLLOUT_FLAGS": state.engram_url,
             "ROLLOUT_FLAGS_TOKEN": f'"$(cat -- {shlex.quote(str(token_path))})"',
             "ENGRAM_URL": state.engram_url,
+            "ENGRAM_BASELINE_URL": state.baseline_url,
         }
         file_env = run_staging_cli(workdir, "env", "--flag-backend", "file")
         assert f"export ROLLOUT_FLAGS=flagd-file:{state.flags_path}" in file_env.stdout
@@ -62,6 +64,11 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
         assert traffic.returncode == 0, traffic.stderr
         summary = json.loads(traffic.stdout)
         assert summary["requests"] >= 30 and summary["failures"] == 0
+        assert summary["mirrored"] == summary["requests"] and summary["mirror_failures"] == 0
+        # Seed and traffic reached the twin alike; the given flag file reached the service only.
+        twin = requests.get(f"{state.baseline_url}/api/v1/dual_memory/status", timeout=5).json()
+        assert twin["episodes"] == body_episodes(state.engram_url) >= 300
+        assert twin["flags"]["dual_memory_types"] is False
 
         answer = requests.post(
             f"{state.engram_url}/api/v1/spaces/space-0000/recall", json={"query": "x y"}, timeout=5
@@ -80,6 +87,8 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
         down = run_staging_cli(workdir, "down")
     assert down.returncode == 0
     assert not process_running(state.service_pid) and not process_running(state.prometheus_pid)
+    assert not process_running(state.baseline_pid)
+    assert f"stopped baseline pid {state.baseline_pid}" in down.stdout
     assert not state_path.exists()
     assert not token_path.exists()  # the token goes with the stack
     assert run_staging_cli(workdir, "status").returncode == 1
@@ -89,6 +98,11 @@ def test_up_env_seed_traffic_status_down(tmp_path: Path) -> None:
     assert "nothing was running" in second.stdout
     # Data stays for the next `up`: the store is durable, only the processes are gone.
     assert (workdir / "data" / "spaces" / "space-0000.db").exists()
+
+
+def body_episodes(url: str) -> int:
+    episodes: int = requests.get(f"{url}/api/v1/dual_memory/status", timeout=5).json()["episodes"]
+    return episodes
 
 
 def _recorded(workdir: Path) -> StackState:
