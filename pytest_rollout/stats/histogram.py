@@ -117,10 +117,12 @@ def _ranks(
         return n * q - spread, n * q + spread + 1.0
     from scipy.stats import binom
 
-    # P(X_(l) <= xi_q) = P(Bin(n, q) >= l) >= 1 - alpha, and symmetrically for u.
-    lower = binom.ppf(alpha, n, q)
-    upper = binom.ppf(1.0 - alpha, n, q) + 1.0
-    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    # P(X_(l) <= xi_q) = P(Bin(n, q) >= l) >= 1 - alpha, and symmetrically for u. Simulated
+    # batches share one n, so compute each distinct n once (binom.ppf is slow).
+    distinct, where = np.unique(np.asarray(n, dtype=np.float64), return_inverse=True)
+    lower = np.asarray(binom.ppf(alpha, distinct, q), dtype=np.float64)[where]
+    upper = np.asarray(binom.ppf(1.0 - alpha, distinct, q), dtype=np.float64)[where] + 1.0
+    return lower.reshape(np.shape(n)), upper.reshape(np.shape(n))
 
 
 def quantile_bounds(

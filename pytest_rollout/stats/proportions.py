@@ -150,6 +150,17 @@ def proportion_delta_bounds(
         z = np.full(nc.shape, critical_value(alpha, 1.0))
     p_c, p_t = xc / nc, xt / nt
     d = p_t - p_c
+    if d.size == 1:
+        # One comparison (the gate, its p-values and n_needed call this ~100 times): plain
+        # floats are ~20x faster than numpy on one element.
+        pc1, nc1, pt1, nt1, z1 = (float(np.ravel(v)[0]) for v in (p_c, nc, p_t, nt, z))
+        lo1, hi1 = _mn_bounds_one(pc1, nc1, pt1, nt1, z1, skewness_corrected)
+        ok = ~empty
+        return (
+            np.where(ok, d, np.nan),
+            np.where(ok, lo1, -1.0),
+            np.where(ok, hi1, 1.0),
+        )
     # Both sides at once (side +1: lower bound, -1: upper) so each step is one array operation.
     side = np.concatenate((np.ones(d.size), -np.ones(d.size)))
     two = [np.concatenate((np.ravel(v), np.ravel(v))) for v in (p_c, nc, p_t, nt, z, d)]
@@ -167,6 +178,45 @@ def proportion_delta_bounds(
     lower = np.where(empty, -1.0, lo_b)
     upper = np.where(empty, 1.0, hi_a)
     return np.where(empty, np.nan, d), lower, upper
+
+
+def _mn_bounds_one(
+    p_c: float, n_c: float, p_t: float, n_t: float, z: float, skewness_corrected: bool
+) -> tuple[float, float]:
+    """proportion_delta_bounds for one comparison, on floats (same bisection, same statistic)."""
+    theta, total = n_c / n_t, n_c + n_t
+    a = 1.0 + theta
+    skew = 1.0 if skewness_corrected else 0.0
+
+    def rejected(diff: float, side: float) -> bool:
+        b = -(1.0 + theta + p_t + theta * p_c + diff * (theta + 2.0))
+        c = diff * diff + diff * (2.0 * p_t + theta + 1.0) + p_t + theta * p_c
+        v = b**3 / (27.0 * a**3) - b * c / (6.0 * a**2) - p_t * diff * (1.0 + diff) / (2.0 * a)
+        u = math.copysign(math.sqrt(max(b * b / (9.0 * a * a) - c / (3.0 * a), 0.0)), v)
+        w = (math.pi + math.acos(min(max(v / u**3, -1.0), 1.0) if u != 0 else 0.0)) / 3.0
+        rt = min(max(2.0 * u * math.cos(w) - b / (3.0 * a), 0.0), 1.0)
+        rc = min(max(rt - diff, 0.0), 1.0)
+        var = (rt * (1.0 - rt) / n_t + rc * (1.0 - rc) / n_c) * total / (total - 1.0)
+        num = p_t - p_c - diff
+        if num == 0:
+            return False
+        if var <= 0:
+            return side * num > 0
+        third = rt * (1 - rt) * (1 - 2 * rt) / n_t**2 - rc * (1 - rc) * (1 - 2 * rc) / n_c**2
+        gamma = third / var**1.5
+        return bool(side * (num / math.sqrt(var) - skew * gamma / 6.0 * (z * z - 1.0)) > z)
+
+    out = []
+    for side in (1.0, -1.0):
+        inner, outer = p_t - p_c, -side
+        for _ in range(30):
+            mid = (inner + outer) / 2.0
+            if rejected(mid, side):
+                outer = mid
+            else:
+                inner = mid
+        out.append(inner)
+    return out[0], out[1]
 
 
 def _mn_score(
