@@ -72,7 +72,7 @@ def required_sample_size(
 
     ``rates=(p_control, p_treatment)``: for error rates, pass the true rates (then the sds are
     not used). The n is then searched on the exact interval the gate computes (Miettinen-Nurminen
-    with its skewness correction, on simulated binomial counts): the n returned proves that the
+    as the gate computes it, on simulated binomial counts): the n returned proves that the
     delta's upper bound is below ``p_treatment - p_control + distance`` with ``power``, which the
     normal approximation did not (realized power 0.00-0.75 at rare rates: at p_c = 0.02 % and a
     0.1 pp margin its 1,653 treatment samples can never prove the margin).
@@ -85,7 +85,10 @@ def required_sample_size(
 
     def ok(n_t: float) -> bool:
         if rates is not None:
-            return _rate_power(rates, ratio, n_t, distance, alpha, sequential, tuning_n) >= power
+            # Two Monte Carlo standard errors above the target, so the true power reaches it.
+            slack = 2.0 * math.sqrt(power * (1.0 - power) / RATE_REPS)
+            rate_power = _rate_power(rates, ratio, n_t, distance, alpha, sequential, tuning_n)
+            return rate_power >= power + slack
         return (
             _power_fn(
                 sd_control, sd_treatment, ratio * n_t, n_t, distance, alpha, sequential, tuning_n
@@ -96,7 +99,7 @@ def required_sample_size(
     lo, hi = 0.0, math.log(1e13 if rates is None else 1e9)
     if not ok(math.exp(hi)):
         raise ValueError(f"no sample size up to {math.exp(hi):.0e} reaches the requested power")
-    for _ in range(60 if rates is None else 30):
+    for _ in range(60 if rates is None else 14):  # simulated power: 0.2 % in n is plenty
         mid = (lo + hi) / 2.0
         if ok(math.exp(mid)):
             hi = mid

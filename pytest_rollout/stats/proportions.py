@@ -6,10 +6,11 @@ where the textbook "p +- z * se" interval collapses to zero width when no error 
 
 The delta uses Miettinen and Nurminen's (1985) score interval: every difference d whose score
 statistic (observed difference minus d, over its standard error at the maximum-likelihood rates
-constrained to differ by d, with the N / (N - 1) factor) stays within z. Newcombe's MOVER
-combination of two Wilson intervals, used before, erred 0.030-0.043 on the abort side (nominal
-0.025) with a 5 % treatment split at n_t 1k-5k; the score interval keeps each side's error
-at alpha there (tests/stats/test_margin_error_rates.py, benchmarks/margin_error_rates.py).
+constrained to differ by d, with the N / (N - 1) factor) stays within z; each side takes the
+outer bound of the plain and the skewness-corrected statistic (see proportion_delta_bounds).
+Newcombe's MOVER combination of two Wilson intervals, used before, erred 0.030-0.043 on the abort
+side (nominal 0.025) with a 5 % treatment split at n_t 1k-5k; this interval keeps each side's
+error at alpha there (tests/stats/test_margin_error_rates.py, benchmarks/margin_error_rates.py).
 """
 
 from __future__ import annotations
@@ -117,15 +118,18 @@ def proportion_delta_bounds(
     alpha: float = 0.025,
     sequential: bool = False,
     tuning_n: float = 1000.0,
-    skewness_corrected: bool = True,
+    skewness: str = "outer",
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(delta, lower, upper) of treatment minus control rate, vectorised over arrays of counts:
     the Miettinen-Nurminen score interval, each side erring with alpha.
 
-    ``skewness_corrected``: each side's critical value moves by the score's skewness (Gart and
-    Nam 1990; Laud 2017, "SCAS"): z + gamma / 6 * (z^2 - 1). Rare errors in a small treatment
-    group skew the score, and plain MN then still erred 0.034-0.038 on the abort side at a 5 %
-    split with n_t = 1000; corrected, both sides stay at alpha.
+    ``skewness``: "none" is plain MN; "corrected" moves each side's critical value by the
+    score's skewness (Gart and Nam 1990; Laud 2017, "SCAS"): z + gamma / 6 * (z^2 - 1); "outer"
+    (the default) takes each side's outer bound of the two. Rare errors in a small treatment
+    group skew the score: plain MN erred up to 0.039 on the abort side at a 5 % split with
+    n_t = 1000 (nominal 0.025), and the corrected form overshoots the other way at lattice points
+    with ~3 expected errors (0.033 on the criterion side); the outer bound stays at alpha on both
+    sides in every configuration of benchmarks/margin_error_rates.py.
 
     Sequential: one multiplier for both groups, the larger of the two groups' confidence-sequence
     multipliers (the score statistic has one z)."""
@@ -150,11 +154,15 @@ def proportion_delta_bounds(
         z = np.full(nc.shape, critical_value(alpha, 1.0))
     p_c, p_t = xc / nc, xt / nt
     d = p_t - p_c
+    if skewness not in ("none", "corrected", "outer"):
+        raise ValueError(f'skewness must be "none", "corrected" or "outer", got {skewness!r}')
+    skews = {"none": (0.0,), "corrected": (1.0,), "outer": (0.0, 1.0)}[skewness]
     if d.size == 1:
         # One comparison (the gate, its p-values and n_needed call this ~100 times): plain
         # floats are ~20x faster than numpy on one element.
         pc1, nc1, pt1, nt1, z1 = (float(np.ravel(v)[0]) for v in (p_c, nc, p_t, nt, z))
-        lo1, hi1 = _mn_bounds_one(pc1, nc1, pt1, nt1, z1, skewness_corrected)
+        pairs = [_mn_bounds_one(pc1, nc1, pt1, nt1, z1, k) for k in skews]
+        lo1, hi1 = min(p[0] for p in pairs), max(p[1] for p in pairs)
         ok = ~empty
         return (
             np.where(ok, d, np.nan),
@@ -165,28 +173,43 @@ def proportion_delta_bounds(
     side = np.concatenate((np.ones(d.size), -np.ones(d.size)))
     two = [np.concatenate((np.ravel(v), np.ravel(v))) for v in (p_c, nc, p_t, nt, z, d)]
     pc2, nc2, pt2, nt2, z2, d2 = two
-    skew = 1.0 if skewness_corrected else 0.0
-    # The score statistic decreases in the hypothesised difference: bisect for each side's root
-    # between the estimate and -1 (lower) or +1 (upper).
-    inner, outer = d2.copy(), -side
-    for _ in range(30):  # widths start <= 2: 2^-29 is far below any rate margin
-        mid = (inner + outer) / 2.0
-        score, gamma = _mn_score(pc2, nc2, pt2, nt2, mid)
-        rejected = side * (score - skew * gamma / 6.0 * (z2 * z2 - 1.0)) > z2
-        inner, outer = np.where(rejected, inner, mid), np.where(rejected, mid, outer)
-    lo_b, hi_a = inner[: d.size].reshape(d.shape), inner[d.size :].reshape(d.shape)
+    lo_b, hi_a = np.full(d.shape, np.inf), np.full(d.shape, -np.inf)
+    for skew in skews:
+        root = _mn_roots(pc2, nc2, pt2, nt2, z2, d2, side, skew)
+        lo_b = np.minimum(lo_b, root[: d.size].reshape(d.shape))
+        hi_a = np.maximum(hi_a, root[d.size :].reshape(d.shape))
     lower = np.where(empty, -1.0, lo_b)
     upper = np.where(empty, 1.0, hi_a)
     return np.where(empty, np.nan, d), lower, upper
 
 
+def _mn_roots(
+    p_c: FloatArray,
+    n_c: FloatArray,
+    p_t: FloatArray,
+    n_t: FloatArray,
+    z: FloatArray,
+    d: FloatArray,
+    side: FloatArray,
+    skew: float,
+) -> FloatArray:
+    """Roots of the (skew-corrected) score on each row's side (+1: lower bound, -1: upper): the
+    score decreases in the hypothesised difference, so bisect between the estimate and -+1."""
+    inner, outer = d.copy(), -side
+    for _ in range(30):  # widths start <= 2: 2^-29 is far below any rate margin
+        mid = (inner + outer) / 2.0
+        score, gamma = _mn_score(p_c, n_c, p_t, n_t, mid)
+        rejected = side * (score - skew * gamma / 6.0 * (z * z - 1.0)) > z
+        inner, outer = np.where(rejected, inner, mid), np.where(rejected, mid, outer)
+    return inner
+
+
 def _mn_bounds_one(
-    p_c: float, n_c: float, p_t: float, n_t: float, z: float, skewness_corrected: bool
+    p_c: float, n_c: float, p_t: float, n_t: float, z: float, skew: float
 ) -> tuple[float, float]:
     """proportion_delta_bounds for one comparison, on floats (same bisection, same statistic)."""
     theta, total = n_c / n_t, n_c + n_t
     a = 1.0 + theta
-    skew = 1.0 if skewness_corrected else 0.0
 
     def rejected(diff: float, side: float) -> bool:
         b = -(1.0 + theta + p_t + theta * p_c + diff * (theta + 2.0))

@@ -104,7 +104,7 @@ def test_quantile_n_needed_from_a_pilot_realizes_its_power(q: float) -> None:
     assert float(np.median(realized)) >= 0.8 - 3 * math.sqrt(0.8 * 0.2 / reps), realized
 
 
-@pytest.mark.parametrize("p_c", [0.001, 0.005, 0.02])
+@pytest.mark.parametrize("p_c", [0.001, 0.002, 0.005, 0.02])
 def test_rate_interval_errs_at_most_alpha_on_both_sides_at_the_margin(p_c: float) -> None:
     rng = np.random.default_rng(int(p_c * 1e5))
     reps, failures = 4_000, []
