@@ -195,7 +195,10 @@ def test_sequential_mode_is_more_conservative_on_the_same_data(
     seq = _ab(prometheus, GateRecord(nodeid="s"), sequential=True).quantile_delta(
         sel, q=0.99, margin=0.010
     )
-    assert seq.to_dict()["ci"][1] > fixed.to_dict()["ci"][1]
+    # Bounds sit on bucket edges, so the wider sequential ranks may land in the same bucket:
+    # the sequential interval contains the fixed one, not necessarily strictly.
+    (s_lo, s_hi), (f_lo, f_hi) = seq.to_dict()["ci"], fixed.to_dict()["ci"]
+    assert s_lo <= f_lo and s_hi >= f_hi
     assert "always-valid" in seq.explanation
 
 

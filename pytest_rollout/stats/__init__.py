@@ -19,7 +19,12 @@ from pytest_rollout.stats.mannwhitney import MannWhitney, mann_whitney_binned
 from pytest_rollout.stats.means import Moments, histogram_moments, mean_delta, moments
 from pytest_rollout.stats.noninferiority import NonInferiority, decide, detectable_distance
 from pytest_rollout.stats.power import SampleSize, power, required_sample_size
-from pytest_rollout.stats.proportions import proportion_delta, proportion_estimate, wilson_interval
+from pytest_rollout.stats.proportions import (
+    proportion_delta,
+    proportion_delta_bounds,
+    proportion_estimate,
+    wilson_interval,
+)
 from pytest_rollout.stats.result import Delta, GroupEstimate, Verdict
 from pytest_rollout.stats.sequential import critical_value, mixture_multiplier, mixture_rho2
 from pytest_rollout.stats.srm import SRM_ALPHA, SampleRatio, sample_ratio_mismatch
@@ -50,6 +55,7 @@ __all__ = [
     "moments",
     "power",
     "proportion_delta",
+    "proportion_delta_bounds",
     "proportion_estimate",
     "quantile_bounds",
     "quantile_delta",

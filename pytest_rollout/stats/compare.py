@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_rollout.stats.histogram import quantile_delta
+from pytest_rollout.stats.histogram import quantile_delta, quantile_null_bounds
 from pytest_rollout.stats.means import Moments, mean_delta
 from pytest_rollout.stats.noninferiority import NonInferiority, decide
 from pytest_rollout.stats.proportions import proportion_delta
@@ -47,6 +47,16 @@ def compare_quantiles(
         min_n=min_n,
         power=power,
         alpha_at=alpha_at,
+        null_bounds=lambda a, f: quantile_null_bounds(
+            bounds,
+            control_cumulative,
+            treatment_cumulative,
+            q,
+            f,
+            alpha=a,
+            sequential=sequential,
+            tuning_n=tuning_n,
+        ),
     )
 
 

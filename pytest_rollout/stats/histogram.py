@@ -54,16 +54,16 @@ def as_histogram(bounds: Any, cumulative: Any) -> tuple[FloatArray, FloatArray]:
     return b, np.maximum.accumulate(c, axis=-1)
 
 
-def _value_at_rank(
-    bounds: FloatArray, cum: FloatArray, rank: FloatArray, *, point: bool
-) -> FloatArray:
-    """Interpolated latency at (fractional) rank, vectorised over leading axes of ``cum``.
+def _bucket_at_rank(cum: FloatArray, rank: FloatArray, nb: int) -> npt.NDArray[np.intp]:
+    """Index of the bucket holding the order statistic of (fractional) rank ``rank``."""
+    return np.asarray(np.clip(np.sum(cum < rank[..., None], axis=-1), 0, nb - 1), dtype=np.intp)
 
-    ``point=True`` follows histogram_quantile for the +Inf bucket (the highest finite bound);
-    bounds of an interval use +Inf there instead, because nothing caps them.
-    """
+
+def _point_at_rank(bounds: FloatArray, cum: FloatArray, rank: FloatArray) -> FloatArray:
+    """histogram_quantile's interpolated latency at (fractional) rank, vectorised over rows:
+    linear inside the bucket, the highest finite bound in the +Inf bucket."""
     nb = bounds.size
-    k = np.clip(np.sum(cum < rank[..., None], axis=-1), 0, nb - 1)
+    k = _bucket_at_rank(cum, rank, nb)
     below = np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0]
     prev = np.where(k > 0, below, 0.0)
     here = np.take_along_axis(cum, k[..., None], -1)[..., 0]
@@ -74,12 +74,29 @@ def _value_at_rank(
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(count > 0, (rank - prev) / count, 1.0)
         value = lo_edge + (hi_edge - lo_edge) * np.clip(frac, 0.0, 1.0)
-    in_inf = k == nb - 1
-    value = np.where(in_inf, bounds[-2] if point else np.inf, value)
-    total = cum[..., -1]
+    value = np.where(k == nb - 1, bounds[-2], value)
     value = np.where(rank <= 0, first_lo, value)
-    if not point:
-        value = np.where(rank > total, np.inf, value)
+    return np.where(cum[..., -1] > 0, value, np.nan)
+
+
+def _edge_at_rank(
+    bounds: FloatArray, cum: FloatArray, rank: FloatArray, *, upper: bool
+) -> FloatArray:
+    """Outer edge of the bucket holding the order statistic of rank ``rank``: its lower edge for a
+    lower bound, its upper edge (+Inf for the +Inf bucket) for an upper bound.
+
+    The order statistic lies inside that bucket, so the edge bounds it whatever the latencies do
+    inside buckets; interpolating instead assumes they spread evenly and is not distribution-free.
+    """
+    nb = bounds.size
+    k = _bucket_at_rank(cum, rank, nb)
+    first_lo = 0.0 if bounds[0] > 0 else bounds[0]
+    total = cum[..., -1]
+    if upper:
+        value = np.where(rank > total, np.inf, bounds[k])
+    else:
+        value = np.where(k > 0, bounds[np.maximum(k - 1, 0)], first_lo)
+        value = np.where(rank <= 0, first_lo, value)
     return np.where(total > 0, value, np.nan)
 
 
@@ -100,10 +117,12 @@ def _ranks(
         return n * q - spread, n * q + spread + 1.0
     from scipy.stats import binom
 
-    # P(X_(l) <= xi_q) = P(Bin(n, q) >= l) >= 1 - alpha, and symmetrically for u.
-    lower = binom.ppf(alpha, n, q)
-    upper = binom.ppf(1.0 - alpha, n, q) + 1.0
-    return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    # P(X_(l) <= xi_q) = P(Bin(n, q) >= l) >= 1 - alpha, and symmetrically for u. Simulated
+    # batches share one n, so compute each distinct n once (binom.ppf is slow).
+    distinct, where = np.unique(np.asarray(n, dtype=np.float64), return_inverse=True)
+    lower = np.asarray(binom.ppf(alpha, distinct, q), dtype=np.float64)[where]
+    upper = np.asarray(binom.ppf(1.0 - alpha, distinct, q), dtype=np.float64)[where] + 1.0
+    return lower.reshape(np.shape(n)), upper.reshape(np.shape(n))
 
 
 def quantile_bounds(
@@ -120,10 +139,10 @@ def quantile_bounds(
         raise ValueError(f"q must be in (0, 1), got {q}")
     b, cum = as_histogram(bounds, cumulative)
     n = cum[..., -1]
-    est = _value_at_rank(b, cum, n * q, point=True)
+    est = _point_at_rank(b, cum, n * q)
     l_rank, u_rank = _ranks(n, q, alpha, sequential, tuning_n)
-    lower = _value_at_rank(b, cum, l_rank, point=False)
-    upper = _value_at_rank(b, cum, u_rank, point=False)
+    lower = _edge_at_rank(b, cum, l_rank, upper=False)
+    upper = _edge_at_rank(b, cum, u_rank, upper=True)
     # The point estimate caps at the last finite bound; keep the interval around it.
     lower = np.minimum(lower, est)
     upper = np.maximum(upper, est)
@@ -156,6 +175,42 @@ def quantile_delta_bounds(
     return delta, lower, upper
 
 
+NULL_REPS = 400  # replications behind n_needed: power known to about +-0.02 at 0.8
+
+
+def quantile_null_bounds(
+    bounds: Any,
+    control_cumulative: Any,
+    treatment_cumulative: Any,
+    q: float,
+    scale: float,
+    *,
+    alpha: float = 0.025,
+    sequential: bool = False,
+    tuning_n: float = 1000.0,
+    reps: int = NULL_REPS,
+) -> tuple[FloatArray, FloatArray]:
+    """(lower, upper) delta bounds of ``reps`` simulated comparisons with ``scale`` times the
+    groups' n, both drawn from the pooled histogram (no real difference).
+
+    This is what ``n_needed`` searches on: the exact interval the gate computes, bucket edges
+    included, so the n it returns realizes its power (a normal approximation cannot see that an
+    edge bound moves a whole bucket at a time). The seed is fixed so the search is reproducible
+    and every scale sees the same random numbers.
+    """
+    b, c = as_histogram(bounds, control_cumulative)
+    _, t = as_histogram(bounds, treatment_cumulative)
+    per_bucket = np.diff(np.concatenate(([0.0], c + t)))
+    probs = per_bucket / per_bucket.sum()
+    rng = np.random.default_rng(20261130)
+    sizes = (round(float(c[-1]) * scale), round(float(t[-1]) * scale))
+    draws = [np.cumsum(rng.multinomial(m, probs, size=reps), axis=1) for m in sizes]
+    _, lo, hi = quantile_delta_bounds(
+        b, draws[0], draws[1], q, alpha=alpha, sequential=sequential, tuning_n=tuning_n
+    )
+    return lo, hi
+
+
 def quantile_estimate(
     bounds: Any,
     cumulative: Any,
@@ -170,21 +225,24 @@ def quantile_estimate(
     if cum.ndim != 1:
         raise ValueError("quantile_estimate takes one histogram; use quantile_bounds for batches")
     est, lo, hi = quantile_bounds(b, cum, q, alpha=alpha, sequential=sequential, tuning_n=tuning_n)
+    edges = _bucket_edges(b, cum, q)
     return GroupEstimate(
         estimate=float(est),
         ci=(float(lo), float(hi)),
         n=int(round(cum[-1])),
-        resolution=_bucket_width(b, cum, q),
+        resolution=edges[1] - edges[0] if edges else math.nan,
+        bucket=edges,
     )
 
 
-def _bucket_width(bounds: FloatArray, cum: FloatArray, q: float) -> float:
+def _bucket_edges(bounds: FloatArray, cum: FloatArray, q: float) -> tuple[float, float] | None:
+    """(lower, upper) edges of the bucket holding the q-quantile; the +Inf bucket's upper is inf."""
     n = cum[-1]
     if n <= 0:
-        return math.nan
+        return None
     k = min(int(np.sum(cum < q * n)), bounds.size - 1)
     lo = bounds[k - 1] if k > 0 else min(0.0, bounds[0])
-    return float(bounds[k] - lo)
+    return (float(lo), float(bounds[k]))
 
 
 def quantile_unit_sd(bounds: Any, cumulative: Any, q: float) -> float:
@@ -271,9 +329,10 @@ def _bound_sd(
     tuning_n: float,
 ) -> tuple[float, float]:
     """Delta-method standard deviations of the MOVER bounds, using the joint asymptotic law of
-    order statistics (cov of the p1- and p2-quantiles = p1 (1 - p2) / (n f1 f2), p1 <= p2).
-    Power computed from the estimate's spread alone overstates power for p99 at small n,
-    because the bounds sit further out in the tail where data are sparse."""
+    order statistics (cov of the p1- and p2-quantiles = p1 (1 - p2) / (n f1 f2), p1 <= p2),
+    plus (w / 2)^2 per edge bound for the bucket edge it snaps to. Power computed from the
+    estimate's spread alone overstates power for p99 at small n, because the bounds sit further
+    out in the tail where data are sparse. ``n_needed`` does not use this (it simulates)."""
     qc, (lc, uc) = control.estimate, control.ci
     qt, (lt, ut) = treatment.estimate, treatment.ci
     h_lo = math.hypot(qt - lt, uc - qc)
@@ -285,17 +344,46 @@ def _bound_sd(
         l_rank, u_rank = _ranks(np.asarray(float(n)), q, alpha, sequential, tuning_n)
         levels[name] = (float(l_rank) / n, q, min(float(u_rank) / n, 1.0))
     # lower bound = qt - qc - h_lo; upper bound = qt - qc + h_hi (h: hypot of half-widths).
-    lo_var = _group_var(
-        bounds, treatment_cumulative, levels["t"][:2], (1 - (qt - lt) / h_lo, (qt - lt) / h_lo)
-    ) + _group_var(
-        bounds, control_cumulative, (q, levels["c"][2]), (-1 + (uc - qc) / h_lo, -(uc - qc) / h_lo)
+    wt = _edge_width(bounds, treatment_cumulative, levels["t"])
+    wc = _edge_width(bounds, control_cumulative, levels["c"])
+    lo_var = (
+        _group_var(
+            bounds, treatment_cumulative, levels["t"][:2], (1 - (qt - lt) / h_lo, (qt - lt) / h_lo)
+        )
+        + _group_var(
+            bounds,
+            control_cumulative,
+            (q, levels["c"][2]),
+            (-1 + (uc - qc) / h_lo, -(uc - qc) / h_lo),
+        )
+        + (((qt - lt) / h_lo * wt[0]) ** 2 + ((uc - qc) / h_lo * wc[1]) ** 2) / 4.0
     )
-    hi_var = _group_var(
-        bounds, treatment_cumulative, (q, levels["t"][2]), (1 - (ut - qt) / h_hi, (ut - qt) / h_hi)
-    ) + _group_var(
-        bounds, control_cumulative, levels["c"][:2], ((qc - lc) / h_hi, -1 - (qc - lc) / h_hi)
+    hi_var = (
+        _group_var(
+            bounds,
+            treatment_cumulative,
+            (q, levels["t"][2]),
+            (1 - (ut - qt) / h_hi, (ut - qt) / h_hi),
+        )
+        + _group_var(
+            bounds, control_cumulative, levels["c"][:2], ((qc - lc) / h_hi, -1 - (qc - lc) / h_hi)
+        )
+        + (((ut - qt) / h_hi * wt[1]) ** 2 + ((qc - lc) / h_hi * wc[0]) ** 2) / 4.0
     )
     return (math.sqrt(lo_var), math.sqrt(hi_var))
+
+
+def _edge_width(
+    bounds: Any, cumulative: Any, levels: tuple[float, float, float]
+) -> tuple[float, float]:
+    """Widths of the buckets holding the lower and upper rank: an edge bound sits up to one
+    bucket away from its order statistic, so it varies by up to that much more (sd <= w / 2)."""
+    b, cum = as_histogram(bounds, cumulative)
+    out = []
+    for p in (levels[0], levels[2]):
+        edges = _bucket_edges(b, cum, min(max(p, 1e-12), 1.0 - 1e-12))
+        out.append(edges[1] - edges[0] if edges else math.inf)
+    return (out[0], out[1])
 
 
 def _group_var(

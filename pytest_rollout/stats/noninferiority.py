@@ -10,6 +10,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from pytest_rollout.stats.format import fmt
 from pytest_rollout.stats.result import Delta, Verdict
 
@@ -29,6 +32,9 @@ class NonInferiority:
     min_n: int
     n_needed: dict[str, int] | None  # per-group n to prove "within" at true delta 0 with `power`
     explanation: str
+    # Undecided, and no n can decide it: the buckets holding the estimates are too wide for the
+    # margin (even at infinite n each bound stays at its bucket's outer edge).
+    bucket_limited: bool = False
 
     @property
     def estimate(self) -> float:
@@ -48,6 +54,10 @@ class NonInferiority:
 
 
 DeltaAt = Callable[[float, float], Delta]  # (alpha per side, sample-size scale) -> Delta
+FloatArray = npt.NDArray[np.float64]
+# (alpha per side, sample-size scale) -> (lower, upper) bounds of simulated comparisons with no
+# real difference: lets n_needed search on the exact interval instead of a normal approximation.
+NullBoundsAt = Callable[[float, float], tuple[FloatArray, FloatArray]]
 
 
 def decide(
@@ -59,6 +69,7 @@ def decide(
     min_n: int = 0,
     power: float = 0.8,
     alpha_at: Callable[[float], float] | None = None,
+    null_bounds: NullBoundsAt | None = None,
 ) -> NonInferiority:
     """Verdict of ``delta_at(alpha, 1.0)`` against ``margin`` (>= 0, in the delta's unit).
 
@@ -66,9 +77,15 @@ def decide(
     factor (the same data, more of it). The p-values are the smallest alpha at which the interval
     would prove the claim, so they agree with the verdict. The n needed comes from the interval
     the scaled data would give, so it reflects skewed tails, bucket widths and sequential
-    multipliers, not only a normal approximation. ``alpha_at(scale)`` is the per-side level a
-    look with ``scale`` times the data would have (group-sequential designs spend more alpha
-    later); without it the n needed is computed at ``alpha``.
+    multipliers, not only a normal approximation; with ``null_bounds`` it is the n at which
+    simulated comparisons with no real difference prove "within" with ``power``.
+    ``alpha_at(scale)`` is the per-side level a look with ``scale`` times the data would have
+    (group-sequential designs spend more alpha later); without it the n needed is at ``alpha``.
+
+    ``bucket_limited``: undecided, the interval at infinite n (each bound at the outer edge of
+    the bucket holding its group's estimate) still proves nothing, and with no real difference
+    no n proves "within" either; n_needed is then None and the explanation names the buckets to
+    add.
     """
     if worse not in WORSE:
         raise ValueError(f"worse must be one of {WORSE}, got {worse!r}")
@@ -85,13 +102,26 @@ def decide(
         verdict = Verdict.WITHIN if within else Verdict.BEYOND
     p_within = _p_value(delta_at, lambda d: _proves_within(*d.ci, margin, worse))
     p_beyond = _p_value(delta_at, lambda d: _proves_beyond(*d.ci, margin, worse))
-    n_needed = None
+    limit = _limit_ci(delta)
+    n_needed, unreachable = None, False
     if verdict is Verdict.UNDECIDED:
-        n_needed = _n_needed(delta_at, delta, margin, alpha_at or (lambda _: alpha), power, worse)
+        n_needed, unreachable = _n_needed(
+            delta_at, delta, margin, alpha_at or (lambda _: alpha), power, worse, null_bounds
+        )
+    # Undecidable: neither these estimates nor a world with no real difference can be decided at
+    # any n, because the bounds stop at the outer edges of the buckets holding the quantiles.
+    bucket_limited = (
+        unreachable
+        and limit is not None
+        and not _proves_within(*limit, margin, worse)
+        and not _proves_beyond(*limit, margin, worse)
+    )
     if small:
         n_needed = {g: max(v, min_n) for g, v in (n_needed or delta.n).items()}
     elif n_needed is not None and min_n:
         n_needed = {g: max(v, min_n) for g, v in n_needed.items()}
+    if bucket_limited:
+        n_needed = None  # more data cannot help
     return NonInferiority(
         delta=delta,
         margin=margin,
@@ -101,7 +131,33 @@ def decide(
         p_beyond=p_beyond,
         min_n=min_n,
         n_needed=n_needed,
-        explanation=_explain(delta, margin, worse, verdict, small, min_n, n_needed),
+        explanation=_explain(delta, margin, worse, verdict, small, min_n, n_needed)
+        + (_bucket_advice(delta, margin) if bucket_limited else ""),
+        bucket_limited=bucket_limited,
+    )
+
+
+def _limit_ci(delta: Delta) -> tuple[float, float] | None:
+    """The delta's interval as n grows without bound with these estimates: each group's bounds
+    reach the edges of the bucket holding its estimate, combined as the interval combines them."""
+    c, t = delta.control.bucket, delta.treatment.bucket
+    if c is None or t is None:
+        return None
+    qc, qt = delta.control.estimate, delta.treatment.estimate
+    d = qt - qc
+    return (d - math.hypot(qt - t[0], c[1] - qc), d + math.hypot(t[1] - qt, qc - c[0]))
+
+
+def _bucket_advice(delta: Delta, margin: float) -> str:
+    c, t = delta.control.bucket, delta.treatment.bucket
+    assert c is not None and t is not None  # bucket_limited implies both
+    lo, hi = min(c[0], t[0]), max(c[1], t[1])
+    u = delta.unit
+    top = "+Inf" if math.isinf(hi) else fmt(hi, u)
+    return (
+        f"; undecidable with these buckets (no amount of data helps): the {delta.statistic} of "
+        f"both groups lies in buckets between {fmt(lo, u)} and {top}; add le buckets there at "
+        f"most {fmt(margin / 2.0, u)} apart (half the {fmt(margin, u)} margin)"
     )
 
 
@@ -111,6 +167,15 @@ def _proves_within(lo: float, hi: float, margin: float, worse: str) -> bool:
     if worse == "lower":
         return lo > -margin
     return -margin < lo and hi < margin
+
+
+def _within_each(lo: FloatArray, hi: FloatArray, margin: float, worse: str) -> FloatArray:
+    """``_proves_within`` for arrays of bounds."""
+    if worse == "higher":
+        return np.asarray(hi < margin, dtype=np.float64)
+    if worse == "lower":
+        return np.asarray(lo > -margin, dtype=np.float64)
+    return np.asarray((-margin < lo) & (hi < margin), dtype=np.float64)
 
 
 def _proves_beyond(lo: float, hi: float, margin: float, worse: str) -> bool:
@@ -163,24 +228,31 @@ def _n_needed(
     alpha_at: Callable[[float], float],
     power: float,
     worse: str,
-) -> dict[str, int] | None:
+    null_bounds: NullBoundsAt | None,
+) -> tuple[dict[str, int] | None, bool]:
     """Per-group n at which, if the true delta were 0, the verdict would be "within" with
-    ``power`` (for equivalence both bounds must clear, so each side gets half the miss rate)."""
+    ``power`` (for equivalence both bounds must clear, so each side gets half the miss rate),
+    and whether no n up to a million times today's reaches it."""
     if margin <= 0 or not all(math.isfinite(v) for v in delta.unit_sd):
-        return None
+        return None, True
     side_power = 1.0 - (1.0 - power) / 2.0 if worse == "either" else power
 
     def enough(scale: float) -> bool:
+        if null_bounds is not None:
+            lo, hi = null_bounds(alpha_at(scale), scale)
+            return float(np.mean(_within_each(lo, hi, margin, worse))) >= power
         down, up = detectable_distance(delta_at(alpha_at(scale), scale), side_power)
         need = {"higher": up, "lower": down}.get(worse, max(up, down))
         return need <= margin
 
     lo, hi = 0.0, math.log(1e6)
     if enough(1.0):
-        return None  # enough data already: undecided only because the estimate is near the margin
+        # Enough data already: undecided only because the estimate is near the margin.
+        return None, False
     if not enough(math.exp(hi)):
-        return None
-    for _ in range(25):
+        return None, True
+    # Simulated power is known to about +-0.02: 14 halvings (about 0.1 % in n) are plenty.
+    for _ in range(14 if null_bounds is not None else 25):
         mid = (lo + hi) / 2.0
         if enough(math.exp(mid)):
             hi = mid
@@ -190,7 +262,7 @@ def _n_needed(
     return {
         "control": math.ceil(delta.control.n * scale),
         "treatment": math.ceil(delta.treatment.n * scale),
-    }
+    }, False
 
 
 def _explain(

@@ -22,6 +22,8 @@ class GroupEstimate:
     ci: tuple[float, float]
     n: int
     resolution: float = 0.0  # width of the histogram bucket holding the estimate (0: exact data)
+    # Edges of that bucket: the interval can never get narrower than them, whatever n.
+    bucket: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,16 @@ def test_wilson_interval_known_value() -> None:
     assert hi == pytest.approx(0.0370, abs=5e-4)
 
 
-def test_newcombe_interval_known_value() -> None:
+def test_miettinen_nurminen_interval_known_value() -> None:
     # Newcombe (1998) table II example (a): 56/70 vs 48/80 -> difference 0.2, 95 % CI
-    # 0.0524 to 0.3339 (method 10).
-    d = stats.proportion_delta(48, 80, 56, 70, alpha=0.025)
-    assert d.estimate == pytest.approx(0.2)
-    assert d.ci[0] == pytest.approx(0.0524, abs=5e-4)
-    assert d.ci[1] == pytest.approx(0.3339, abs=5e-4)
+    # 0.0528 to 0.3382 (method 8, Miettinen-Nurminen score). The gates take the outer bound of
+    # this and the skewness-corrected one, which here (near-symmetric rates) differ by < 0.01.
+    d, lo, hi = stats.proportion_delta_bounds(48, 80, 56, 70, skewness="none")
+    assert float(d) == pytest.approx(0.2)
+    assert float(lo) == pytest.approx(0.0528, abs=5e-4)
+    assert float(hi) == pytest.approx(0.3382, abs=5e-4)
+    gate = stats.proportion_delta(48, 80, 56, 70, alpha=0.025)
+    assert gate.ci == pytest.approx((float(lo), float(hi)), abs=0.01)
 
 
 def test_welch_interval_matches_scipy() -> None:
