@@ -94,7 +94,14 @@ def run_against(
 # backfilled history with known truth
 
 
-@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "n2"])
+# Under -n 2 on Prometheus only: xdist's aggregation does not depend on the backend, and the
+# run costs ~20 s.
+@pytest.mark.parametrize(
+    ("backfilled", "xdist"),
+    [("prometheus", False), ("prometheus", True), ("victoriametrics", False)],
+    ids=["prometheus-serial", "prometheus-n2", "victoriametrics-serial"],
+    indirect=["backfilled"],
+)
 def test_healthy_history_is_go(
     pytester: pytest.Pytester, backfilled: PrometheusServer, xdist: bool
 ) -> None:
