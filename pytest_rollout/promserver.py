@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import requests
 
@@ -39,9 +40,11 @@ class PrometheusServer:
     pid: int
     workdir: Path
     process: subprocess.Popen[bytes]
+    # Where the server's own output goes (other PromQL backends in tests name their own log).
+    LOG_NAME: ClassVar[str] = "prometheus.log"
 
     def stop(self) -> None:
-        """Stop exactly this Prometheus, by its PID."""
+        """Stop exactly this server, by its PID."""
         if self.process.poll() is None:
             os.kill(self.pid, signal.SIGTERM)
             try:
@@ -71,7 +74,7 @@ class PrometheusServer:
             time.sleep(0.25)
         raise TimeoutError(
             f"no data for {query!r} from {self.url} after {timeout_s:.0f}s; "
-            f"see {self.workdir / 'prometheus.log'}"
+            f"see {self.workdir / self.LOG_NAME}"
         )
 
 

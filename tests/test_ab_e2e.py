@@ -1,6 +1,7 @@
-"""End to end: the ``ab`` client against a real Prometheus holding backfilled canary scenarios.
+"""End to end: the ``ab`` client against a real Prometheus, and a real VictoriaMetrics, holding
+backfilled canary scenarios.
 
-One Prometheus serves every scenario (told apart by a ``scenario`` label that the selectors
+One server per backend serves every scenario (told apart by a ``scenario`` label that the selectors
 carry); each scenario is generated here with a known truth and must give the phase decision a
 reviewer expects: healthy -> GO, p99 regression -> ABORT, error spike -> ABORT, too little
 treatment traffic -> HOLD, sample ratio mismatch -> HOLD.
@@ -9,7 +10,6 @@ treatment traffic -> HOLD, sample ratio mismatch -> HOLD.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +19,8 @@ from pytest_rollout.gate import GateRecord
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 from pytest_rollout.openmetrics import OpenMetricsWriter
 from pytest_rollout.outcomes import Inconclusive
-from tests.prom_harness import PrometheusServer, start_backfilled
+from tests.prom_harness import PrometheusServer
+from tests.vm_harness import BACKENDS, serving
 
 START = 1_764_000_000  # 2025-11-24, whole minutes
 STEP = 60
@@ -67,14 +68,14 @@ def _openmetrics() -> str:
     return w.render()
 
 
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    server = start_backfilled(_openmetrics(), Path(tmp_path_factory.mktemp("ab_e2e")))
-    try:
+@pytest.fixture(scope="module", params=BACKENDS)
+def prometheus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """The scenarios on each PromQL backend in turn (Prometheus, then VictoriaMetrics)."""
+    with serving(request.param, _openmetrics(), tmp_path_factory.mktemp("ab_e2e")) as server:
         server.wait_for_data(f'engram_recall_total{{scenario="healthy"}} @ {END}')
         yield server
-    finally:
-        server.stop()
 
 
 def _ab(server: PrometheusServer, gate: GateRecord, **overrides: object) -> AB:

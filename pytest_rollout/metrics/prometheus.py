@@ -16,6 +16,7 @@ from typing import Any
 from pytest_rollout.durations import format_duration, parse_duration
 from pytest_rollout.gate import GateRecord, QueryRecord
 from pytest_rollout.instants import rfc3339
+from pytest_rollout.metrics.evaluation_clock import NO_CACHE, EvaluationClock
 from pytest_rollout.metrics.settings import (
     ENV_CA_BUNDLE,
     ENV_PASSWORD,
@@ -61,21 +62,23 @@ class PrometheusSource:
         self.settings = settings
         self.at = at
         self._api = PromApi(settings)
+        self._clock = EvaluationClock(self._api, at, settings.display_url)
 
     def instant(self, query: str) -> tuple[Any, float]:
         """Raw ``data.result`` of an instant query at the pinned instant, and seconds taken."""
-        return self._api.result("/api/v1/query", {"query": query, "time": self.at})
+        self._clock.check_instant()
+        return self._api.result("/api/v1/query", {"query": query, "time": self.at, **NO_CACHE})
 
     def range(self, query: str, start: float, end: float, step_s: float) -> tuple[Any, float]:
-        return self._api.result(
-            "/api/v1/query_range",
-            {
-                "query": query,
-                "start": round(start),
-                "end": round(end),
-                "step": format_duration(step_s),
-            },
-        )
+        span = {
+            "start": round(start),
+            "end": round(end),
+            "step": format_duration(step_s),
+            **NO_CACHE,
+        }
+        self._clock.check_instant()
+        self._clock.check_range(span)
+        return self._api.result("/api/v1/query_range", {"query": query, **span})
 
 
 # PromQL words that look like metric names but are not.
@@ -319,7 +322,13 @@ def _to_float(value: Any) -> float:
 
 
 def _no_data(query: str, allow: str = "", over: str = "") -> str:
-    where = f"in {over}" if over else "(metric missing, no traffic, or older than the 5m lookback)"
+    # VictoriaMetrics leaves NaN samples (a 0/0) out of its answers where Prometheus returns them.
+    nan = "on VictoriaMetrics also an answer that was NaN, e.g. 0/0"
+    where = (
+        f"in {over} ({nan})"
+        if over
+        else f"(metric missing, no traffic, or older than the 5m lookback; {nan})"
+    )
     hint = f"; pass {allow} if no series is an answer the gate handles" if allow else ""
     return f"query returned no data {where}{hint}: {query}"
 

@@ -1,4 +1,5 @@
-"""Fixtures of the plugin-core tests: real Prometheus servers, a fault-injecting fake one."""
+"""Fixtures of the plugin-core tests: real Prometheus and VictoriaMetrics servers, a
+fault-injecting fake Prometheus."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pytest_rollout.promserver import (
     start_backfilled,
     start_scraping,
 )
+from tests import vm_harness
 from tests.core.prometheus_helpers import (
     EXPORTER,
     FakePrometheus,
@@ -39,25 +41,73 @@ def backfilled_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promet
 
 
 @pytest.fixture(scope="session")
-def live_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    """A Prometheus scraping a prometheus_client exporter every second."""
-    workdir = tmp_path_factory.mktemp("prom-live")
+def backfilled_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """The same known-truth history, served by VictoriaMetrics."""
+    workdir = tmp_path_factory.mktemp("vm-backfilled")
+    with vm_harness.serving("victoriametrics", known_truth_history(), workdir) as server:
+        yield server
+
+
+@pytest.fixture(params=vm_harness.BACKENDS)
+def backfilled(request: pytest.FixtureRequest) -> PrometheusServer:
+    """The known-truth history on each PromQL backend in turn (one server each per session)."""
+    name = "backfilled_prom" if request.param == "prometheus" else "backfilled_vm"
+    server: PrometheusServer = request.getfixturevalue(name)
+    return server
+
+
+@pytest.fixture(scope="session")
+def live_exporter() -> Iterator[str]:
+    """A prometheus_client exporter on a free loopback port: its ``host:port``."""
     port = free_port()
     exporter = subprocess.Popen(
         [sys.executable, "-c", EXPORTER, str(port)], stdin=subprocess.DEVNULL
     )
-    server = None
     try:
-        server = start_scraping([f"127.0.0.1:{port}"], workdir, scrape_interval="1s")
-        server.wait_for_data("rt_live_error_ratio", timeout_s=30)
-        # rate() at an instant pinned up to a second earlier needs a few scrapes behind it
-        server.wait_for_data("count_over_time(rt_live_requests_total[10s]) >= 3", timeout_s=30)
-        yield server
+        yield f"127.0.0.1:{port}"
     finally:
-        if server is not None:
-            server.stop()
         exporter.terminate()
         exporter.wait(timeout=10)
+
+
+def _wait_for_live_data(server: PrometheusServer) -> None:
+    server.wait_for_data("rt_live_error_ratio", timeout_s=30)
+    # rate() at an instant pinned up to a second earlier needs a few scrapes behind it
+    server.wait_for_data("count_over_time(rt_live_requests_total[10s]) >= 3", timeout_s=30)
+
+
+@pytest.fixture(scope="session")
+def live_prom(
+    live_exporter: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """A Prometheus scraping the exporter every second."""
+    server = start_scraping([live_exporter], tmp_path_factory.mktemp("prom-live"))
+    try:
+        _wait_for_live_data(server)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_vm(
+    live_exporter: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """A VictoriaMetrics scraping the same exporter every second."""
+    server = vm_harness.start_scraping([live_exporter], tmp_path_factory.mktemp("vm-live"))
+    try:
+        _wait_for_live_data(server)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=vm_harness.BACKENDS)
+def live(request: pytest.FixtureRequest) -> PrometheusServer:
+    """The live-scraping server of each PromQL backend in turn."""
+    name = "live_prom" if request.param == "prometheus" else "live_vm"
+    server: PrometheusServer = request.getfixturevalue(name)
+    return server
 
 
 @pytest.fixture(scope="session")

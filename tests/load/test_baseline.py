@@ -1,4 +1,5 @@
-"""Baselines on a real Prometheus scraping toy targets under real Locust load.
+"""Baselines on a real Prometheus (and a real VictoriaMetrics) scraping toy targets under real
+Locust load.
 
 Three targets share one load window: the baseline one, an identical one, and one slowed on purpose
 (+1.5 ms on a ~3 ms request, +50 %), so `rollout compare` must fail it and not fail its twin.
@@ -31,8 +32,9 @@ from pytest_rollout.load.runner import SoakRunner
 from pytest_rollout.load.soak_config import SoakConfig
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
 from pytest_rollout.outcomes import Inconclusive
+from tests import vm_harness
 from tests.load.helpers import TOY_LOCUSTFILE, TargetFactory
-from tests.prom_harness import start_scraping
+from tests.prom_harness import PrometheusServer, start_scraping
 
 LOAD_S = 18.0
 WARMUP_S = 4.0
@@ -45,11 +47,15 @@ def scraped(toy_targets: TargetFactory, tmp_path_factory: pytest.TempPathFactory
     twin = toy_targets.start(delay_ms=3.0)
     slow = toy_targets.start(delay_ms=4.5)
     workdir = tmp_path_factory.mktemp("baseline")
-    prom = start_scraping(
-        [f"127.0.0.1:{t.port}" for t in (base, twin, slow)], workdir / "prom", job="toy"
-    )
+    targets = [f"127.0.0.1:{t.port}" for t in (base, twin, slow)]
+    # Both backends scrape the same targets through the same load window: one load run, two
+    # stores of it, and every baseline test below runs against each.
+    servers: dict[str, PrometheusServer] = {}
     try:
-        prom.wait_for_data('up{job="toy"} == 1')
+        servers["prometheus"] = start_scraping(targets, workdir / "prom", job="toy")
+        servers["victoriametrics"] = vm_harness.start_scraping(targets, workdir / "vm", job="toy")
+        for server in servers.values():
+            server.wait_for_data('up{job="toy"} == 1')
         runner = SoakRunner(workdir, progress=io.StringIO())
         configs = [
             SoakConfig(target=t.url, locustfile=TOY_LOCUSTFILE, users=4, spawn_rate=40.0,
@@ -62,14 +68,22 @@ def scraped(toy_targets: TargetFactory, tmp_path_factory: pytest.TempPathFactory
         at = min(r.started_at for r in results) + LOAD_S - 0.5
         assert at - WINDOW_S >= max(r.warmup_end for r in results)
         yield {
-            "prom": prom,
+            "servers": servers,
             "at": at,
             "sel": {name: f'{{job="toy",instance="127.0.0.1:{t.port}"}}'
                     for name, t in (("base", base), ("twin", twin), ("slow", slow))},
             "workdir": workdir,
         }  # fmt: skip
     finally:
-        prom.stop()
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module", params=vm_harness.BACKENDS)
+def backend_url(request: pytest.FixtureRequest, scraped: Any) -> str:
+    """The URL of each backend that scraped the load window, in turn."""
+    url: str = scraped["servers"][request.param].url
+    return url
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -79,10 +93,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def baseline_file(scraped: Any) -> Path:
-    out = Path(scraped["workdir"]) / "baseline.json"
+def baseline_file(scraped: Any, backend_url: str) -> Path:
+    out = Path(scraped["workdir"]) / f"baseline-{backend_url.rsplit(':', 1)[1]}.json"
     proc = _cli(
-        "baseline", "save", "--out", str(out), "--prometheus", scraped["prom"].url,
+        "baseline", "save", "--out", str(out), "--prometheus", backend_url,
         "--selector", scraped["sel"]["base"], "--latency-metric", "toy_request_duration_seconds",
         "--window", f"{WINDOW_S:g}s", "--step", "1s", "--at", f"{scraped['at']:.3f}",
     )  # fmt: skip
@@ -102,10 +116,12 @@ def test_baseline_save_captures_window(baseline_file: Path) -> None:
     assert any("increase(toy_request_duration_seconds_bucket" in q for q in data["queries"])
 
 
-def test_compare_fails_the_slowed_target(scraped: Any, baseline_file: Path, tmp_path: Path) -> None:
+def test_compare_fails_the_slowed_target(
+    scraped: Any, backend_url: str, baseline_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "comparison.json"
     proc = _cli(
-        "compare", str(baseline_file), "--prometheus", scraped["prom"].url,
+        "compare", str(baseline_file), "--prometheus", backend_url,
         "--at", f"{scraped['at']:.3f}", "--selector", scraped["sel"]["slow"], "--json", str(out),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -120,9 +136,11 @@ def test_compare_fails_the_slowed_target(scraped: Any, baseline_file: Path, tmp_
     assert rows["request rate"]["outcome"] == "info"
 
 
-def test_compare_does_not_fail_an_identical_twin(scraped: Any, baseline_file: Path) -> None:
+def test_compare_does_not_fail_an_identical_twin(
+    scraped: Any, backend_url: str, baseline_file: Path
+) -> None:
     proc = _cli(
-        "compare", str(baseline_file), "--prometheus", scraped["prom"].url,
+        "compare", str(baseline_file), "--prometheus", backend_url,
         "--at", f"{scraped['at']:.3f}", "--selector", scraped["sel"]["twin"],
     )  # fmt: skip
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
@@ -133,9 +151,11 @@ def test_compare_does_not_fail_an_identical_twin(scraped: Any, baseline_file: Pa
     assert rss.rstrip().endswith("pass"), proc.stdout
 
 
-def test_baseline_fixture_class_records_the_gate(scraped: Any, baseline_file: Path) -> None:
+def test_baseline_fixture_class_records_the_gate(
+    scraped: Any, backend_url: str, baseline_file: Path
+) -> None:
     gate = GateRecord(nodeid="gates/test_phase0.py::test_latency_within_baseline")
-    settings = PromSettings(url=scraped["prom"].url)
+    settings = PromSettings(url=backend_url)
     prom = PromQuery(PrometheusSource(settings, scraped["at"]), gate)
     comparator = BaselineComparator(prom, default_path=baseline_file)
     with pytest.raises(AssertionError, match=r"latency regressed \+\d+\.\d %"):

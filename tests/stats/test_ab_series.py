@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +17,23 @@ from examples.scenarios import END, generate
 from pytest_rollout.ab import AB, ABSettings, Comparison
 from pytest_rollout.gate import GateRecord
 from pytest_rollout.metrics.prometheus import PrometheusSource, PromQuery, PromSettings
-from pytest_rollout.promserver import PrometheusServer, start_backfilled
+from pytest_rollout.promserver import PrometheusServer
+from tests.vm_harness import BACKENDS, serving
 
 WINDOW_S = 3600.0
 LATENCY = "engram_recall_duration_seconds"
 
 
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    server = start_backfilled(generate("healthy"), Path(tmp_path_factory.mktemp("ab_series")))
-    try:
+@pytest.fixture(scope="module", params=BACKENDS)
+def prometheus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrometheusServer]:
+    """The scenario on each PromQL backend in turn (Prometheus, then VictoriaMetrics)."""
+    with serving(
+        request.param, generate("healthy"), tmp_path_factory.mktemp("ab_series")
+    ) as server:
         server.wait_for_data(f"engram_recall_total @ {END}")
         yield server
-    finally:
-        server.stop()
 
 
 def _ab(server: PrometheusServer, gate: GateRecord) -> AB:
