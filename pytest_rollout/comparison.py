@@ -161,6 +161,7 @@ class Comparison:
                 p_within=r.p_within,
                 p_beyond=r.p_beyond,
                 n_needed=r.n_needed,
+                bucket_limited=r.bucket_limited,
                 alpha_per_side=d.alpha,
                 sequential=d.sequential,
                 groups={
@@ -169,6 +170,7 @@ class Comparison:
                         "ci": [finite_or_none(g.ci[0]), finite_or_none(g.ci[1])],
                         "n": g.n,
                         "resolution": finite_or_none(g.resolution),
+                        "bucket": [finite_or_none(b) for b in g.bucket] if g.bucket else None,
                     }
                     for name, g in (("control", d.control), ("treatment", d.treatment))
                 },

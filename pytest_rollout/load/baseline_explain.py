@@ -40,6 +40,10 @@ def explain(result: NonInferiority, unit: str, windows: tuple[float, float]) -> 
         return f"{text}, within the {bound} margin"
     if result.verdict is Verdict.BEYOND:
         return f"{text}, beyond the {bound} margin"
+    if result.bucket_limited:
+        # Longer windows cannot help: the bounds stop at bucket edges wider than the margin.
+        advice = result.explanation[result.explanation.find("undecidable with these buckets") :]
+        return f"{text}, undecided against the {bound} margin; {advice}"
     return f"{text}, undecided against the {bound} margin; {_longer_windows(result, unit, windows)}"
 
 
