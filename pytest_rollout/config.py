@@ -77,6 +77,9 @@ class EnvironmentConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     retries: int = DEFAULT_RETRIES
     max_staleness_s: float = DEFAULT_MAX_STALENESS_S
+    # How far back the metrics backend keeps data: a phase start older than this is judged on
+    # incomplete counts, so its A/B gates are inconclusive (docs/phase-start.md).
+    retention_s: float | None = None
     audit_log: str | None = None
     webhook: str | None = None
     service_url: str | None = None
@@ -455,6 +458,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 timeout_s=r.duration("timeout", DEFAULT_TIMEOUT_S),
                 retries=r.integer("retries", DEFAULT_RETRIES, 0),
                 max_staleness_s=r.duration("max_staleness", DEFAULT_MAX_STALENESS_S),
+                retention_s=r.duration("retention", None),
                 audit_log=r.string("audit_log"),
                 webhook=r.string("webhook"),
                 service_url=r.string("service_url"),

@@ -126,6 +126,7 @@ class RolloutContext:
                     audit_log=Path(audit) if audit else None,
                     prom=prom,
                     flag_metric=self.config.flag_metric,
+                    retention_s=self.env.retention_s,
                 )
             except (Exception, Inconclusive) as exc:  # never a crash, never a silent window
                 self._starts[key] = PhaseStart(

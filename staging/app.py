@@ -176,7 +176,7 @@ async def recall(request: Request) -> Response:
     mode = "blended" if flags.blended else "episodic"
     m = service.metrics
     m.active_spaces.seen(group, space)
-    m.assigned(group, space)
+    m.assigned(group, space, service.flags.cohort_percent)
     memory = service.memory.get(space)
     snap = memory.snapshot if memory is not None else None
     outcome = "ok"

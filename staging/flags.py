@@ -135,6 +135,11 @@ class FlagReader:
     def provider_status(self) -> str:
         return str(self._client.get_provider_status().value)
 
+    @property
+    def cohort_percent(self) -> float:
+        """The percent the cohort buckets with now (changes when the flag file does)."""
+        return self._percent
+
     def _refresh_percent(self) -> None:
         """The cohort's percent, which no single evaluation shows: parsed from the file by the
         module that writes it. A broken file keeps the last good value, as the provider does.

@@ -196,6 +196,7 @@ class ServiceMetrics:
             registry=r,
         )
         self._assigned: set[tuple[str, str]] = set()
+        self._assigned_percent: float | None = None
         self._assigned_lock = threading.Lock()
         self.active_spaces = ActiveSpaces()
         r.register(_StateCollector(memory, self.active_spaces, flag_values))
@@ -209,14 +210,23 @@ class ServiceMetrics:
             self.recall_confidence.labels(group=group)
             self.recall_results.labels(group=group)
 
-    def assigned(self, group: str, space: str) -> None:
-        """Count ``space`` in ``group`` the first time this process serves that pair.
+    def assigned(self, group: str, space: str, percent: float) -> None:
+        """Count ``space`` in ``group`` the first time this process serves that pair under the
+        current cohort ``percent``.
+
+        A new percent is a new assignment (a new phase): every space counts again, in the group
+        it now has. Otherwise control spaces already seen before a phase began would be missing
+        from the counts since its start while every newly treated space is counted, and the
+        sample-ratio check would see a mismatch that is not there.
 
         Randomization is per space, so the sample ratio is checked on spaces, not requests (a
         busy space would weigh as much as its traffic) and not on a gauge of active spaces (which
         moves with activity, a real treatment effect, and double-counts across replicas).
         """
         with self._assigned_lock:
+            if percent != self._assigned_percent:
+                self._assigned.clear()
+                self._assigned_percent = percent
             if (space, group) in self._assigned:
                 return
             self._assigned.add((space, group))

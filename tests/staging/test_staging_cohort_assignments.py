@@ -20,11 +20,25 @@ def test_each_space_counts_once_per_group_however_often_it_is_served(tmp_path: P
     metrics = ServiceMetrics(MemoryService(tmp_path), dict)
     assert _assignments(metrics, "control") == 0 and _assignments(metrics, "treatment") == 0
     for _ in range(5):  # a busy space weighs as one unit, not as its traffic
-        metrics.assigned("treatment", "busy")
-    metrics.assigned("control", "quiet")
-    metrics.assigned("treatment", "quiet")  # moved by a cohort change: counted in its new group
+        metrics.assigned("treatment", "busy", 5.0)
+    metrics.assigned("control", "quiet", 5.0)
+    metrics.assigned("treatment", "quiet", 5.0)  # moved by a cohort change: counted anew
     assert _assignments(metrics, "treatment") == 2
     assert _assignments(metrics, "control") == 1
+
+
+def test_a_new_cohort_percent_counts_every_space_again(tmp_path: Path) -> None:
+    # Phase 1 serves everyone as control; phase 2 starts at 5 %. Counted since the phase start,
+    # the control spaces seen in phase 1 must count again, or the split looks broken.
+    metrics = ServiceMetrics(MemoryService(tmp_path), dict)
+    for space in ("a", "b", "c"):
+        metrics.assigned("control", space, 0.0)
+    before = {g: _assignments(metrics, g) for g in ("control", "treatment")}
+    for space, group in (("a", "control"), ("b", "control"), ("c", "treatment")):
+        metrics.assigned(group, space, 5.0)
+        metrics.assigned(group, space, 5.0)  # once per phase
+    assert _assignments(metrics, "control") - before["control"] == 2
+    assert _assignments(metrics, "treatment") - before["treatment"] == 1
 
 
 def test_recall_counts_a_new_space_once_in_the_group_that_served_it(
