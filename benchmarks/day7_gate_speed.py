@@ -463,7 +463,7 @@ def code_checkout(ref: str | None) -> tuple[Path, str]:
 
 
 # What the run imports lazily, each timed alone in a fresh interpreter (after numpy and pytest,
-# which every run loads anyway).
+# which every run loads anyway), in CPU seconds: other users' load does not change them.
 IMPORTS = (
     "scipy.stats",
     "scipy.special",
@@ -478,8 +478,8 @@ def import_costs(code: Path, env: dict[str, str], repeats: int = 3) -> dict[str,
     out = {}
     for module in IMPORTS:
         probe = (
-            "import time, numpy, pytest; t = time.perf_counter(); "
-            f"import {module}; print(time.perf_counter() - t)"
+            "import time, numpy, pytest; t = time.process_time(); "
+            f"import {module}; print(time.process_time() - t)"
         )
         seconds = [
             float(
@@ -541,7 +541,11 @@ def variant_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "wall_s": summarise(pick("wall_s")),
-        "met_goal": max(pick("wall_s")) <= GOAL_S,
+        "met_goal_wall": max(pick("wall_s")) <= GOAL_S,
+        "met_goal_cpu_bound_estimate": max(
+            a + b for a, b in zip(pick("cpu_s", "pytest"), pick("cpu_s", "prometheus"), strict=True)
+        )
+        <= GOAL_S,
         "query_client_s": summarise(pick("queries", "client_seconds")),
         "query_server_s": summarise(pick("queries", "server_http_seconds")),
         "query_share_of_wall": summarise(pick("queries", "client_share_of_wall")),
@@ -549,6 +553,14 @@ def variant_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "pytest_cpu_s": summarise(pick("cpu_s", "pytest")),
         "prometheus_cpu_s": summarise(pick("cpu_s", "prometheus")),
         "load_avg_1m": summarise(pick("load_avg_1m_at_start")),
+        # pytest waits for each query, so on an idle machine the run takes about its own CPU
+        # plus Prometheus' (both measured, independent of other users' load): a lower bound.
+        "cpu_bound_wall_estimate_s": summarise(
+            [
+                a + b
+                for a, b in zip(pick("cpu_s", "pytest"), pick("cpu_s", "prometheus"), strict=True)
+            ]
+        ),
         "stages_s_median": {
             k: round(statistics.median(pick("stages_s", k)), 3) for k in runs[0]["stages_s"]
         },
@@ -674,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         "issue": "12, item 7: phase 2 gate run at the end of a 7-day phase <= 5 s wall",
         "goal_wall_s": GOAL_S,
         "headline_variant": chosen[0],
-        "met": headline["met_goal"],
+        "met": headline["met_goal_wall"],
         "evidence": "since" if evidence == "since" else "window 7d",
         "code": code_commit,
         "command": " ".join(pytest_command(evidence, Path("OUT"), collect_only=False)),
@@ -695,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mb": round(peak_kb / 1024, 1),
         },
         "collect_only_wall_s": collect,
-        "import_seconds": imports,
+        "import_cpu_seconds": imports,
         "summary": {name: v["summary"] for name, v in variants.items()},
         "variants": variants,
     }
