@@ -39,6 +39,9 @@ TREATMENT_RPS = CONTROL_RPS * TREATMENT_SHARE / (1 - TREATMENT_SHARE)
 ERROR_RATE = 0.001
 TIMEOUT_RATE = 0.0002
 SPACES = 2_000
+NEW_SPACES_PER_S = 0.05
+# The process metrics carry the replica as a target label (gates/contract.py REPLICA_LABEL).
+REPLICA = {"replica": "shadow"}
 
 PHASE1_FLAGS = {
     "dual_memory_types": 1.0,
@@ -171,6 +174,9 @@ class History:
                 "engram_recall_results", {"group": group}, n, result_p, RESULT_BUCKETS, 4.6
             )
             share = TREATMENT_SHARE if group == "treatment" else 1 - TREATMENT_SHARE
+            # First-seen spaces per group (the SRM unit): new spaces arrive at a steady rate.
+            new_spaces = rng.poisson(NEW_SPACES_PER_S * share * SCRAPE_S * (rate > 0))
+            self._counter("engram_cohort_assignments", {"group": group}, new_spaces)
             active = rng.poisson(SPACES * share * (0.6 + 0.4 * diurnal / 1.35))
             self._add("engram_active_spaces", "gauge", "engram_active_spaces", {"group": group},
                       active * (rate > 0), True)  # fmt: skip
@@ -204,14 +210,14 @@ class History:
             value = np.where(self.in_phase, PHASE2_FLAGS[flag], PHASE1_FLAGS[flag])
             self._add("engram_feature_flag", "gauge", "engram_feature_flag", {"flag": flag}, value)
         rss = 450e6 + 40e6 * (t - FIRST) / PHASE_S + 5e6 * rng.standard_normal(steps)
-        self._add("process_resident_memory_bytes", "gauge", "process_resident_memory_bytes", {},
+        self._add("process_resident_memory_bytes", "gauge", "process_resident_memory_bytes", REPLICA,
                   np.round(rss), True)  # fmt: skip
-        self._add("process_virtual_memory_bytes", "gauge", "process_virtual_memory_bytes", {},
+        self._add("process_virtual_memory_bytes", "gauge", "process_virtual_memory_bytes", REPLICA,
                   np.round(rss * 2.4), True)  # fmt: skip
-        self._counter("process_cpu_seconds", {}, rng.gamma(50, 0.35 * SCRAPE_S / 50, steps))
-        self._add("process_open_fds", "gauge", "process_open_fds", {},
+        self._counter("process_cpu_seconds", REPLICA, rng.gamma(50, 0.35 * SCRAPE_S / 50, steps))
+        self._add("process_open_fds", "gauge", "process_open_fds", REPLICA,
                   rng.integers(40, 60, steps) * 1.0, True)  # fmt: skip
-        self._add("process_start_time_seconds", "gauge", "process_start_time_seconds", {},
+        self._add("process_start_time_seconds", "gauge", "process_start_time_seconds", REPLICA,
                   np.full(steps, float(FIRST - 3600)), True)  # fmt: skip
         self._add("up", "gauge", "up", {}, np.ones(steps), True)
 
