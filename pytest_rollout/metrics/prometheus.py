@@ -63,11 +63,21 @@ class PrometheusSource:
         self.at = at
         self._api = PromApi(settings)
         self._clock = EvaluationClock(self._api, at, settings.display_url)
+        # The instant is pinned, so a query asked again (a criterion and its abort trigger over
+        # the same histogram, a plot per gate) has one answer: ask the backend once. Every gate
+        # still records the query it asked. Failures are not kept: they raise.
+        self._answers: dict[tuple[str, str], Any] = {}
 
     def instant(self, query: str) -> tuple[Any, float]:
-        """Raw ``data.result`` of an instant query at the pinned instant, and seconds taken."""
+        """Raw ``data.result`` of an instant query at the pinned instant, and seconds taken
+        (0 when this run already had the answer)."""
         self._clock.check_instant()
-        return self._api.result("/api/v1/query", {"query": query, "time": self.at, **NO_CACHE})
+        key = ("instant", query)
+        if key in self._answers:
+            return self._answers[key], 0.0
+        raw, took = self._api.result("/api/v1/query", {"query": query, "time": self.at, **NO_CACHE})
+        self._answers[key] = raw
+        return raw, took
 
     def range(self, query: str, start: float, end: float, step_s: float) -> tuple[Any, float]:
         span = {
@@ -78,7 +88,12 @@ class PrometheusSource:
         }
         self._clock.check_instant()
         self._clock.check_range(span)
-        return self._api.result("/api/v1/query_range", {"query": query, **span})
+        key = ("range", f"{query}|{span['start']}|{span['end']}|{span['step']}")
+        if key in self._answers:
+            return self._answers[key], 0.0
+        raw, took = self._api.result("/api/v1/query_range", {"query": query, **span})
+        self._answers[key] = raw
+        return raw, took
 
 
 # PromQL words that look like metric names but are not.

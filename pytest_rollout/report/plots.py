@@ -71,7 +71,13 @@ def render_png(
     factor, shown_unit = _scale(unit)
     delta = _delta(cleaned) if threshold_on == "delta" else []
     rows = 2 if delta else 1
-    fig = Figure(figsize=(7.5, 2.6 * rows + 0.6), dpi=100, layout="constrained")
+    height = 2.6 * rows + 0.6
+    fig = Figure(figsize=(7.5, height), dpi=100)
+    # Fixed margins (inches over the figure's height), not layout="constrained": the layout
+    # engine costs about as much as the drawing (benchmarks/results/day7_gate_speed.json).
+    fig.subplots_adjust(
+        left=0.1, right=0.98, top=1 - 0.3 / height, bottom=0.55 / height, hspace=0.15
+    )
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
 
     top = axes[0]
@@ -95,7 +101,7 @@ def render_png(
         )
     top.set_title(_short(metric), fontsize=10, loc="left")
     top.set_ylabel(shown_unit or "value")
-    top.legend(fontsize=8, loc="best")
+    top.legend(fontsize=8, loc="upper left")  # "best" searches the data: slow
     top.grid(alpha=0.3)
 
     if delta:
@@ -117,7 +123,7 @@ def render_png(
                 label=f"threshold {threshold * factor:+g} {shown_unit}".rstrip(),
             )
         bottom.set_ylabel(f"difference {shown_unit}".rstrip())
-        bottom.legend(fontsize=8, loc="best")
+        bottom.legend(fontsize=8, loc="upper left")
         bottom.grid(alpha=0.3)
     formatter = DateFormatter("%m-%d %H:%M", tz=UTC)  # type: ignore[no-untyped-call]
     axes[-1].xaxis.set_major_formatter(formatter)
