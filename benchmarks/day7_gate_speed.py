@@ -523,6 +523,13 @@ VARIANTS: dict[str, tuple[bool, bool, str]] = {
         "operator, with Python's bytecode cache allowed (PYTHONPYCACHEPREFIX, warmed once): "
         "a normal install",
     ),
+    "operator_install": (
+        False,
+        True,
+        "operator, installed as an operator installs it (pytest-rollout[report], no test "
+        "extras: hypothesis' pytest plugin, which imports hypothesis at every terminal summary, "
+        "is not there; simulated with -p no:hypothesispytest); this machine's environment",
+    ),
     "no_html": (False, False, "operator without --html: the CI exit-status run"),
     "bytecode_cached_no_html": (True, False, "bytecode cache and no HTML report"),
 }
@@ -658,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             cached, html, meaning = VARIANTS[name]
             venv = variant_env(env, cached, pycache)
+            if name == "operator_install":
+                venv["PYTEST_ADDOPTS"] = "-p no:hypothesispytest"
             if cached:  # warm the bytecode cache: an installed package has compiled it once
                 run_once(
                     code, server, venv, evidence, html, work / f"{name}-warmup", query_log, offset
