@@ -80,7 +80,7 @@ class Comparison:
     def _eta(self) -> str:
         """When this HOLD resolves at the current traffic: "n still needed → ETA"."""
         p = self.progress
-        if not p or p.get("evidence") != "phase":
+        if not p or p.get("kind") != "phase":
             return ""
         parts = [f"{p['n']:,} treatment samples {_span(p)}"]
         if p.get("planned_n"):

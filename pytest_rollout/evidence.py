@@ -152,7 +152,7 @@ class Evidence:
         """n, information fraction and "n still needed → ETA" at the current treatment rate."""
         rate = n_treatment / self.elapsed_s if self.elapsed_s > 0 else 0.0
         out: dict[str, Any] = {
-            "evidence": self.kind,
+            "kind": self.kind,
             "since": rfc3339(self.since) if self.since is not None else None,
             "since_source": self.since_source if self.kind == "phase" else None,
             "end": rfc3339(self.end),

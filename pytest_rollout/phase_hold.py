@@ -25,7 +25,7 @@ def phase_evidence(
     cfg = context.phase(phase_key).config
     explicit = context.window_override_s is not None
     evidence = "window" if explicit or cfg.evidence == "window" else "phase"
-    fields: dict[str, Any] = {"evidence": evidence}
+    fields: dict[str, Any] = {"evidence_kind": evidence}
     if explicit:
         fields["evidence_note"] = (
             f"--rollout-window {format_duration(context.window_override_s or 0.0)}: A/B gates "

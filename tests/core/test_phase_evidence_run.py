@@ -65,7 +65,7 @@ def test_min_hold_keeps_a_young_phase_on_hold(pytester: pytest.Pytester) -> None
     assert hold and hold[0]["outcome"] == "inconclusive"
     assert f"no GO before {rfc3339(AT - 3 * HOUR + 24 * HOUR)}" in hold[0]["reason"]
     assert record["since"] == rfc3339(AT - 3 * HOUR) and record["since_source"] == "option"
-    assert record["evidence"] == "phase"
+    assert record["evidence_kind"] == "phase"
 
 
 def test_a_phase_past_its_hold_can_go(
@@ -109,4 +109,4 @@ def test_explicit_window_is_recorded_as_window_evidence(pytester: pytest.Pyteste
         pytester, PASSING_GATE, "--rollout-window=1h", f"{OPT_SINCE}={AT - 30 * HOUR}"
     )
     assert ret == 0, record["reason"]
-    assert record["evidence"] == "window" and "--rollout-window 1h" in record["evidence_note"]
+    assert record["evidence_kind"] == "window" and "--rollout-window 1h" in record["evidence_note"]
