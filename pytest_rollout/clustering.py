@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -147,24 +147,21 @@ def measure(
             by_group[g] = mean_design_effect(y, x, variance[g], statistic=statistic)
     k = min((d.k for d in by_group.values()), default=0)
     deff = max((d.deff for d in by_group.values()), default=1.0)
+    measured = Clustering(by_group=by_group, interval_s=counts.interval_s, intervals=k)
     if k < MIN_APPLIED:
-        return Clustering(
-            by_group=by_group,
-            interval_s=counts.interval_s,
-            intervals=k,
-            note=f"design effect {deff:.2f} measured on {k} intervals, not applied (fewer than "
-            f"{MIN_APPLIED}: too noisy to widen intervals by)",
+        why = f"fewer than {MIN_APPLIED}: too noisy to widen intervals by"
+        return replace(
+            measured,
+            note=f"design effect {deff:.2f} measured on {k} intervals, not applied ({why})",
         )
     noise = NOISE_Z * math.sqrt(2.0 / (k - 1))
     if deff <= 1.0 + noise:
-        return Clustering(
-            by_group=by_group,
-            interval_s=counts.interval_s,
-            intervals=k,
-            note=f"design effect {deff:.2f} within the noise of independent requests "
-            f"(1 + {noise:.2f} at {k} intervals): not applied",
+        why = f"1 + {noise:.2f} at {k} intervals"
+        return replace(
+            measured,
+            note=f"design effect {deff:.2f} within the noise of independent requests ({why}): not applied",
         )
-    return Clustering(deff=deff, by_group=by_group, interval_s=counts.interval_s, intervals=k)
+    return replace(measured, deff=deff)
 
 
 def _finite(x: float) -> float | None:

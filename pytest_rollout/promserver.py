@@ -110,20 +110,28 @@ def start(
     )
     log.close()
     server = PrometheusServer(f"http://127.0.0.1:{port}", port, process.pid, workdir, process)
-    deadline = time.monotonic() + ready_timeout_s
+    wait_ready(server, "prometheus", "/-/ready", ready_timeout_s, poll_s=0.1)
+    return server
+
+
+def wait_ready(
+    server: PrometheusServer, name: str, probe: str, timeout_s: float, *, poll_s: float
+) -> None:
+    """Until ``GET {url}{probe}`` answers 200; a process that exits or never gets ready is an
+    error naming its log (and a server that never got ready is stopped first)."""
+    log = server.workdir / server.LOG_NAME
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"prometheus exited with {process.returncode}; see {workdir / 'prometheus.log'}"
-            )
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {server.process.returncode}; see {log}")
         try:
-            if requests.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
-                return server
+            if requests.get(f"{server.url}{probe}", timeout=1).status_code == 200:
+                return
         except requests.RequestException:
             pass
-        time.sleep(0.1)
+        time.sleep(poll_s)
     server.stop()
-    raise TimeoutError(f"prometheus on port {port} not ready after {ready_timeout_s:.0f}s")
+    raise TimeoutError(f"{name} on port {server.port} not ready after {timeout_s:.0f}s")
 
 
 def backfill(openmetrics_text: str, workdir: Path) -> Path:

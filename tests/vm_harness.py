@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ import requests
 
 from pytest_rollout import promserver
 from pytest_rollout.net import free_port
-from pytest_rollout.promserver import PrometheusServer
+from pytest_rollout.promserver import PrometheusServer, wait_ready
 
 VICTORIA_METRICS = os.environ.get("ROLLOUT_VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
 
@@ -76,21 +75,8 @@ def start(
     )
     log.close()
     server = VictoriaMetricsServer(f"http://127.0.0.1:{port}", port, process.pid, workdir, process)
-    deadline = time.monotonic() + ready_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"victoria-metrics exited with {process.returncode}; "
-                f"see {workdir / VictoriaMetricsServer.LOG_NAME}"
-            )
-        try:
-            if requests.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    server.stop()
-    raise TimeoutError(f"victoria-metrics on port {port} not ready after {ready_timeout_s:.0f}s")
+    wait_ready(server, "victoria-metrics", "/health", ready_timeout_s, poll_s=0.05)
+    return server
 
 
 def prometheus_text(openmetrics_text: str) -> str:
