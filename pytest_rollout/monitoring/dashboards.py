@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_rollout.monitoring.promql import PHASE_ACTIVE, Q, num
+from pytest_rollout.monitoring.promql import PHASE_ACTIVE, Q, num, resource_series
 from pytest_rollout.monitoring.rules import PANEL_WINDOW
 from pytest_rollout.monitoring.settings import MonitoringSettings
 from pytest_rollout.monitoring.slo import BURN_RATE_ALERTS
@@ -282,29 +282,37 @@ def slo(s: MonitoringSettings, q: Q) -> dict[str, Any] | None:
 
 def shadow(s: MonitoringSettings, q: Q) -> dict[str, Any]:
     m, w = s.metrics, PANEL_WINDOW
-    rss = f"sum by (job) (avg_over_time({q.sel(m.rss)}[{w}]))"
-    cpu = f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))"
-    rss_base = f'{q.rec_baseline("rss")}{{job="{s.job}"}}'
-    cpu_base = f'{q.rec_baseline("cpu")}{{job="{s.job}"}}'
+    if s.twin_job is not None:  # per process, against the baseline replica (as the alerts)
+        rss = f"avg by (job) ({resource_series('rss', w, q.sel(m.rss))})"
+        cpu = f"avg by (job) ({resource_series('cpu', w, q.sel(m.cpu))})"
+        rss_base = f"avg({resource_series('rss', w, q.twin(m.rss))})"
+        cpu_base = f"avg({resource_series('cpu', w, q.twin(m.cpu))})"
+        join, against = "on() group_left", f"the baseline replica (job {s.twin_job})"
+    else:
+        rss = f"sum by (job) ({resource_series('rss', w, q.sel(m.rss))})"
+        cpu = f"sum by (job) ({resource_series('cpu', w, q.sel(m.cpu))})"
+        rss_base = f'{q.rec_baseline("rss")}{{job="{s.job}"}}'
+        cpu_base = f'{q.rec_baseline("cpu")}{{job="{s.job}"}}'
+        join, against = "on(job)", f"the {s.baseline_phase} baseline"
     return _dashboard(
         s,
         "shadow",
         "shadow-mode overhead",
-        f"Resource overhead against the {s.baseline_phase} baseline, and the shadow work itself.",
+        f"Resource overhead against {against}, and the shadow work itself.",
         [
             Panel(
                 "Resident memory vs baseline", [(rss, "now"), (rss_base, "baseline")], unit="bytes"
             ),
             Panel(
                 "Resident memory overhead",
-                [(f"100 * ({rss} / on(job) {rss_base} - 1)", "overhead %")],
+                [(f"100 * ({rss} / {join} {rss_base} - 1)", "overhead %")],
                 unit="percent",
                 thresholds=_abort_values(s, "rss_overhead_pct_abort"),
             ),
             Panel("CPU vs baseline", [(cpu, "now"), (cpu_base, "baseline")], unit="short"),
             Panel(
                 "CPU overhead",
-                [(f"100 * ({cpu} / on(job) {cpu_base} - 1)", "overhead %")],
+                [(f"100 * ({cpu} / {join} {cpu_base} - 1)", "overhead %")],
                 unit="percent",
                 thresholds=_abort_values(s, "cpu_overhead_pct_abort"),
             ),

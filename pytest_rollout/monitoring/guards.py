@@ -11,7 +11,7 @@ from typing import Any
 from pytest_rollout.monitoring.alerts import Alert, ValueFormat, dashboard_link
 from pytest_rollout.monitoring.promql import BASELINE_HOLD, PHASE_ACTIVE, Q, num, window
 from pytest_rollout.monitoring.settings import ROLLBACK_ANCHOR, MonitoringSettings
-from pytest_rollout.monitoring.triggers import TRIGGERS
+from pytest_rollout.monitoring.triggers import TRIGGERS, recorded_baseline, uses_twin
 
 
 def _guard(
@@ -81,6 +81,8 @@ def guard_alerts(
         w, active = window(p.window_s), q.phase_active(phase)
         # (metric, absent() expression): one rule per metric, the groups joined by `or`.
         selectors: list[tuple[str, str]] = []
+        # The baseline replica's series, when overhead alerts compare with it.
+        twin_selectors: list[tuple[str, str]] = []
         if "comparison" in kinds:
             for metric in (m.requests, f"{m.latency}_bucket", f"{m.quality}_count"):
                 selectors.append(
@@ -125,9 +127,9 @@ def guard_alerts(
                 )
             )
         for t in names:
-            trig = TRIGGERS[t]
-            if trig.baseline:
-                rec = q.rec_baseline(trig.baseline)
+            role = recorded_baseline(s, t)
+            if role:
+                rec = q.rec_baseline(role)
                 out.append(
                     _guard(
                         s,
@@ -147,12 +149,17 @@ def guard_alerts(
             selectors.append((m.stored_items, f"absent({q.sel(m.stored_items)})"))
         if {"rss_overhead_pct_abort", "cpu_overhead_pct_abort"} & set(names):
             selectors += [(m.rss, f"absent({q.sel(m.rss)})"), (m.cpu, f"absent({q.sel(m.cpu)})")]
+        if any(uses_twin(s, t) for t in names):
+            twin_selectors += [(x, f"absent({q.twin(x)})") for x in (m.rss, m.cpu)]
         seen: set[str] = set()
-        for metric, absent in selectors:
+        for (metric, absent), twin in [(x, False) for x in selectors] + [
+            (x, True) for x in twin_selectors
+        ]:
             if absent in seen:
                 continue
             seen.add(absent)
             result = tuple(sorted(k for k in ("job", s.group_label) if f'{k}="' in absent))
+            whose = f" of the baseline replica (job {s.twin_job})" if twin else ""
             out.append(
                 _guard(
                     s,
@@ -160,9 +167,10 @@ def guard_alerts(
                     f"(\n  {absent}\n)\nand on() {active}",
                     phase,
                     result,
-                    (f"{phase} {p.name}: {metric} is absent", None, ""),
-                    f"{metric} is absent while {phase} is live: its abort alerts cannot fire.",
-                    extra_labels={"metric": metric},
+                    (f"{phase} {p.name}: {metric}{whose} is absent", None, ""),
+                    f"{metric}{whose} is absent while {phase} is live: its abort alerts cannot "
+                    "fire.",
+                    extra_labels={"metric": metric, **({"replica": "baseline"} if twin else {})},
                     severity="page",
                 )
             )

@@ -27,6 +27,11 @@ def window(seconds: float) -> str:
     return format_duration(seconds)
 
 
+def resource_series(role: str, w: str, selector: str) -> str:
+    """Per series of ``selector``: RSS averaged over ``w`` ("rss"), or the CPU rate ("cpu")."""
+    return f"avg_over_time({selector}[{w}])" if role == "rss" else f"rate({selector}[{w}])"
+
+
 def strip_total(metric: str) -> str:
     return metric[: -len("_total")] if metric.endswith("_total") else metric
 
@@ -43,6 +48,11 @@ class Q:
             op, text = ("!=", value[1:]) if value.startswith("!") else ("=", value)
             parts.append(f'{label}{op}"{text}"')
         return f"{metric}{{{','.join(parts)}}}"
+
+    def twin(self, metric: str) -> str:
+        """``metric`` of the baseline replica (``[monitoring] twin_job``)."""
+        assert self.s.twin_job is not None
+        return f'{metric}{{job="{self.s.twin_job}"}}'
 
     def grp(self, metric: str, group: str, **matchers: str) -> str:
         return self.sel(metric, **{self.s.group_label: group, **matchers})

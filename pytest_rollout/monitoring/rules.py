@@ -10,7 +10,14 @@ from pytest_rollout.config import ConfigError
 from pytest_rollout.monitoring.alerts import Alert, RuleSet, dashboard_link, record
 from pytest_rollout.monitoring.guards import guard_alerts
 from pytest_rollout.monitoring.phases import active_rule_expr, conditions
-from pytest_rollout.monitoring.promql import BASELINE_HOLD, PHASE_ACTIVE, Q, num, window
+from pytest_rollout.monitoring.promql import (
+    BASELINE_HOLD,
+    PHASE_ACTIVE,
+    Q,
+    num,
+    resource_series,
+    window,
+)
 from pytest_rollout.monitoring.settings import ROLLBACK_ANCHOR, MonitoringSettings
 from pytest_rollout.monitoring.triggers import TRIGGERS, phase_triggers
 
@@ -41,8 +48,8 @@ def rollout_rules(s: MonitoringSettings) -> RuleSet:
     live = q.phase_active(s.baseline_phase)
     m = s.metrics
     baseline_exprs = {
-        "rss": f"sum by (job) (avg_over_time({q.sel(m.rss)}[{w0}]))",
-        "cpu": f"sum by (job) (rate({q.sel(m.cpu)}[{w0}]))",
+        "rss": f"sum by (job) ({resource_series('rss', w0, q.sel(m.rss))})",
+        "cpu": f"sum by (job) ({resource_series('cpu', w0, q.sel(m.cpu))})",
         "p99": (
             f"{q.quantile(0.99, w0, 'job')}\n  and on(job)\n  "
             f"({q.volume(base.window_s, 'job')} >= {base.min_samples})"

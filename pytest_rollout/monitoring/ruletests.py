@@ -59,6 +59,7 @@ class Segment:
     quality: Mapping[str, float] = field(default_factory=dict)
     rss: float = BASE_RSS
     cpu_per_step: float = 0.0
+    twin_cpu_per_step: float | None = None  # the baseline replica's; None: as cpu_per_step
     stored_step: float = 0.0  # stored items added per step
     stored_drop: float = 0.0  # stored items lost at the segment's first step
     formation_errors: int = 0
@@ -137,6 +138,12 @@ class Builder:
                     )
                 add(f"{m.rss}{{{job}}}", seg.rss)
                 counter(f"{m.cpu}{{{job}}}", 0.0 if first else seg.cpu_per_step)
+                if s.twin_job is not None:  # the baseline replica: base RSS, base CPU
+                    twin_cpu = (
+                        seg.cpu_per_step if seg.twin_cpu_per_step is None else seg.twin_cpu_per_step
+                    )
+                    add(f'{m.rss}{{job="{s.twin_job}"}}', BASE_RSS)
+                    counter(f'{m.cpu}{{job="{s.twin_job}"}}', 0.0 if first else twin_cpu)
                 counter(f"{m.formation_errors}{{{job}}}", 0.0 if first else seg.formation_errors)
                 stored += seg.stored_step - (seg.stored_drop if step == 0 else 0.0)
                 add(f"{m.stored_items}{{{job}}}", stored)

@@ -28,7 +28,7 @@ from pytest_rollout.monitoring.ruletests import (
     expected,
 )
 from pytest_rollout.monitoring.settings import MonitoringSettings
-from pytest_rollout.monitoring.triggers import TRIGGERS
+from pytest_rollout.monitoring.triggers import recorded_baseline
 
 
 def _flags_of(s: MonitoringSettings, phase: str) -> dict[str, float]:
@@ -95,6 +95,7 @@ class Planner:
             elif t == "cpu_overhead_pct_abort":
                 per_step = BASE_CPU_CORES * self.interval_s
                 bad.changes["cpu_per_step"] = per_step * (1 + 2 * value / 100)
+                bad.changes["twin_cpu_per_step"] = per_step
                 bad.fires.append((a, job, 2 * value))
             elif t == "p99_regression_vs_baseline_pct_max":
                 bad.slow_le = FAST_LE * (2 + value / 25)
@@ -134,7 +135,7 @@ class Planner:
         flags = _flags_of(s, phase)
         abort = [a for a in self.alerts if a.kind == "abort" and a.phase == phase]
         guards = [a for a in self.alerts if a.kind == "guard" and a.phase == phase]
-        uses_baseline = any(TRIGGERS[a.threshold or ""].baseline for a in abort)
+        uses_baseline = any(recorded_baseline(s, a.threshold or "") for a in abort)
         n = self.n_for(phase)
         if uses_baseline:
             n = max(n, self.n_for(s.baseline_phase))
@@ -177,7 +178,8 @@ class Planner:
             return Check(name, tuple(x for x in items if x[0].name == name))
 
         def all_results(alert: Alert, value: float) -> list[tuple[Alert, dict[str, str], float]]:
-            job = {"job": s.job}
+            twin = s.twin_job if alert.labels.get("replica") == "baseline" else None
+            job = {"job": twin or s.job}
             if s.group_label in alert.result_labels:
                 return [(alert, {**job, s.group_label: g}, value) for g in (s.control, s.treatment)]
             return [(alert, job, value)]

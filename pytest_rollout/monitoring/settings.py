@@ -44,6 +44,7 @@ _MONITORING_KEYS = (
     "job",
     "runbook",
     "baseline_phase",
+    "twin_job",
     "abort_for",
     "metrics",
     "environments",
@@ -91,6 +92,9 @@ class MonitoringSettings:
     job: str
     runbook: str
     baseline_phase: str
+    # The job of a baseline replica running next to the service (same traffic, baseline flags):
+    # resource-overhead alerts compare with it concurrently instead of the recorded baseline.
+    twin_job: str | None
     abort_for_s: float
     metrics: MetricNames
     slo: Slo
@@ -218,6 +222,9 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
     r.check_phase(baseline, config.known_phases, "baseline_phase")
     if baseline not in phases:  # built in, but no [phases.X] table: no flags tell it apart
         r.fail("baseline_phase", baseline, f"one of the phases ({', '.join(phases)})")
+    twin_job = r.get("twin_job")
+    if twin_job is not None and (not isinstance(twin_job, str) or not twin_job or twin_job == job):
+        r.fail("twin_job", twin_job, f"the job name of the baseline replica (not {job!r})")
     return MonitoringSettings(
         source=source,
         title=title,
@@ -226,6 +233,7 @@ def load_settings(config: RolloutConfig, environment: str | None = None) -> Moni
         job=job,
         runbook=runbook,
         baseline_phase=baseline,
+        twin_job=twin_job,
         abort_for_s=abort_for_s,
         metrics=metrics,
         slo=_slo(source, config.slo),

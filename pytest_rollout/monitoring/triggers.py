@@ -14,7 +14,7 @@ from typing import Literal
 
 from pytest_rollout.config import ConfigError
 from pytest_rollout.monitoring.alerts import Summary
-from pytest_rollout.monitoring.promql import Q, num, window
+from pytest_rollout.monitoring.promql import Q, num, resource_series, window
 from pytest_rollout.monitoring.settings import MonitoringSettings
 
 Built = tuple[str, Summary]  # an abort trigger's PromQL and its summary
@@ -84,14 +84,23 @@ def _quality_drop(q: Q, phase: str, t: float, w_s: float) -> Built:
 def _overhead(role: str) -> Builder:
     def build(q: Q, phase: str, t: float, w_s: float) -> Built:
         w, m = window(w_s), q.s.metrics
-        current = (
-            f"sum by (job) (avg_over_time({q.sel(m.rss)}[{w}]))"
-            if role == "rss"
-            else f"sum by (job) (rate({q.sel(m.cpu)}[{w}]))"
-        )
+        metric = m.rss if role == "rss" else m.cpu
+        name = "resident memory" if role == "rss" else "CPU usage"
+        if q.s.twin_job is not None:
+            # Same traffic, same data growth, same instant: only the flags differ. Per-process
+            # means, so a shadow of N replicas compares with a baseline of M.
+            current = f"avg by (job) ({resource_series(role, w, q.sel(metric))})"
+            twin = f"avg({resource_series(role, w, q.twin(metric))})"
+            expr = f"100 * (\n  {current}\n  / on() group_left\n  {twin}\n  - 1\n) > {num(t)}"
+            return expr, (
+                f"{name} per process is ",
+                "fixed1",
+                f"% above the baseline replica (job {q.s.twin_job}) over {w} "
+                f"(abort above {num(t)}%)",
+            )
+        current = f"sum by (job) ({resource_series(role, w, q.sel(metric))})"
         base = f'{q.rec_baseline(role)}{{job="{q.s.job}"}}'
         expr = f"100 * (\n  {current}\n  / on(job)\n  {base}\n  - 1\n) > {num(t)}"
-        name = "resident memory" if role == "rss" else "CPU usage"
         return expr, (
             f"{name} is ",
             "fixed1",
@@ -99,6 +108,22 @@ def _overhead(role: str) -> Builder:
         )
 
     return build
+
+
+def recorded_baseline(s: MonitoringSettings, threshold: str) -> str | None:
+    """The recorded baseline ("rss", "cpu", "p99") a trigger compares with, if any.
+
+    With a twin (``[monitoring] twin_job``) resource overhead compares with the baseline
+    replica instead, so it needs no record.
+    """
+    role = TRIGGERS[threshold].baseline
+    if role in ("rss", "cpu") and s.twin_job is not None:
+        return None
+    return role
+
+
+def uses_twin(s: MonitoringSettings, threshold: str) -> bool:
+    return s.twin_job is not None and TRIGGERS[threshold].baseline in ("rss", "cpu")
 
 
 def _p99_vs_baseline(q: Q, phase: str, t: float, w_s: float) -> Built:
@@ -156,14 +181,14 @@ TRIGGERS: dict[str, Trigger] = {
     "rss_overhead_pct_abort": Trigger(
         "RolloutMemoryOverhead",
         "baseline",
-        "resident memory vs the baseline phase",
+        "resident memory overhead (vs the baseline replica, else the baseline phase)",
         _overhead("rss"),
         baseline="rss",
     ),
     "cpu_overhead_pct_abort": Trigger(
         "RolloutCpuOverhead",
         "baseline",
-        "CPU usage vs the baseline phase",
+        "CPU usage overhead (vs the baseline replica, else the baseline phase)",
         _overhead("cpu"),
         baseline="cpu",
     ),

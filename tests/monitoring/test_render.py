@@ -94,6 +94,63 @@ def test_unit_tests_fail_when_a_rule_drifts_from_its_threshold(tmp_path: Path) -
     assert unit.returncode != 0 and "EngramRolloutP99Regression" in unit.stdout + unit.stderr
 
 
+@pytest.mark.parametrize(
+    ("alert", "old", "new"),
+    [
+        ("EngramRolloutCpuOverhead", ") > 10\n", ") > 100\n"),
+        ("EngramRolloutMemoryOverhead", ") > 20\n", ") > 200\n"),
+    ],
+)
+def test_unit_tests_fail_when_a_twin_overhead_rule_drifts(
+    tmp_path: Path, alert: str, old: str, new: str
+) -> None:
+    """The overhead alerts compare with the baseline replica; their promtool cases bite too."""
+    prom = tmp_path / "prometheus"
+    shutil.copytree(COMMITTED / "prometheus", prom)
+    rules_file = prom / "rollout.rules.yml"
+    rules = yaml.safe_load(rules_file.read_text())
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == alert]
+    assert 'job="engram-baseline"' in rule["expr"] and old in rule["expr"] + "\n"
+    rule["expr"] = rule["expr"].replace(old.strip(), new.strip())
+    rules_file.write_text(yaml.safe_dump(rules))
+    unit = promtool("test", "rules", "rollout.test.yml", cwd=prom)
+    assert unit.returncode != 0 and alert in unit.stdout + unit.stderr
+
+
+def test_without_a_twin_overhead_compares_with_the_recorded_baseline(tmp_path: Path) -> None:
+    """No baseline replica ([monitoring] twin_job unset): the phase 0 record, still tested."""
+    path = tmp_path / "rollout.toml"
+    text = CONFIG.read_text()
+    assert text.count('twin_job = "engram-baseline"') == 1
+    path.write_text(text.replace('twin_job = "engram-baseline"', ""))
+    write(render(load_settings(load_config(path)), "rollout.toml"), tmp_path / "out")
+    prom = tmp_path / "out" / "prometheus"
+    unit = promtool("test", "rules", "rollout.test.yml", cwd=prom)
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+    rules = yaml.safe_load((prom / "rollout.rules.yml").read_text())
+    by_name = {r.get("alert"): r for g in rules["groups"] for r in g["rules"]}
+    cpu = by_name["EngramRolloutCpuOverhead"]["expr"]
+    assert "job:process_cpu_seconds:rate_baseline" in cpu and "engram-baseline" not in cpu
+    assert "EngramRolloutBaselineMissing" in by_name
+
+
+def test_with_a_twin_a_missing_baseline_replica_pages() -> None:
+    rules = committed_rules()
+    absent = [
+        r
+        for r in rules
+        if r.get("alert") == "EngramRolloutMetricAbsent"
+        and r["labels"].get("replica") == "baseline"
+    ]
+    assert {r["labels"]["metric"] for r in absent} == {
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    }
+    assert all(
+        'job="engram-baseline"' in r["expr"] and r["labels"]["severity"] == "page" for r in absent
+    )
+
+
 def committed_rules() -> list[dict[str, object]]:
     out = []
     for path in sorted((COMMITTED / "prometheus").glob("*.rules.yml")):
@@ -195,6 +252,11 @@ BAD_MONITORING = [  # (text in rollout.toml, replaced by, expected in the messag
         'uid_prefix = "engram-rollout"',
         'uid_prefix = "Engram Rollout"',
         "monitoring.uid_prefix = 'Engram Rollout'",
+    ),
+    (  # the twin is another job than the service's own
+        'twin_job = "engram-baseline"',
+        'twin_job = "engram"',
+        "monitoring.twin_job = 'engram': expected the job name of the baseline replica",
     ),
     (  # a typo in a phase name: the table, the value and every phase it could have meant
         'baseline_phase = "phase0"',
