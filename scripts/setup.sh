@@ -2,7 +2,8 @@
 # Install what pytest-rollout's tests, examples and staging stack need on a fresh Debian machine:
 # Debian's prometheus (+promtool), victoria-metrics (the second PromQL backend of the end-to-end
 # tests), prometheus-alertmanager (alert-to-rollback tests) and chromium (report rendering
-# tests), then the package itself with its pinned test dependencies. Safe to run again: it installs only what is missing.
+# tests), then the package itself with its pinned test dependencies. Safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
