@@ -109,13 +109,20 @@ def start(
 
 
 def prometheus_config(
-    *, targets: list[str], rule_files: list[str], alertmanager: AlertmanagerServer, interval: str
+    *,
+    targets: list[str],
+    rule_files: list[str],
+    alertmanager: AlertmanagerServer,
+    interval: str,
+    scrape_interval: str | None = None,
 ) -> str:
-    """A Prometheus config scraping ``targets`` as job engram and alerting to ``alertmanager``."""
+    """A Prometheus config scraping ``targets`` as job engram and alerting to ``alertmanager``;
+    rules evaluate every ``interval`` (scrapes too, unless ``scrape_interval`` is given)."""
     rules = "".join(f"  - {json.dumps(r)}\n" for r in rule_files)
     target_list = ", ".join(json.dumps(t) for t in targets)
+    scrape = scrape_interval or interval
     return (
-        f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
+        f"global:\n  scrape_interval: {scrape}\n  evaluation_interval: {interval}\n"
         f"rule_files:\n{rules}"
         "alerting:\n  alertmanagers:\n    - static_configs:\n"
         f"        - targets: ['127.0.0.1:{alertmanager.port}']\n"
