@@ -7,7 +7,7 @@ Each run records onset -> pending -> firing -> delivered.  The issue's goal is o
 within 60 s; today's sink is a webhook receiver (delivery), and ``Sink`` is the seam where
 ``rollout serve`` (delivery -> flag off) plugs in once it exists.
 
-    python -m benchmarks.alert_to_rollback --runs 3 --out benchmarks/results/alert_to_rollback.json
+    python -m benchmarks.alert_to_rollback --out benchmarks/results/alert_to_rollback.json
 """
 
 from __future__ import annotations
@@ -129,39 +129,44 @@ def one_run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="runs per scrape interval")
     parser.add_argument("--evaluation-interval", default="15s")
-    parser.add_argument("--scrape-interval", default="15s")
+    parser.add_argument("--scrape-intervals", nargs="+", default=["15s", "5s"])
     parser.add_argument("--for", dest="abort_for_s", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    runs = []
-    for i in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp, receiver_sink() as sink:
-            run = one_run(
-                Path(tmp),
-                sink,
-                evaluation=args.evaluation_interval,
-                scrape=args.scrape_interval,
-                abort_for_s=args.abort_for_s,
-            )
-        print(f"run {i + 1}: {run}")
-        runs.append(run)
-    worst = max(r["delivered_s"] for r in runs)
+    by_scrape: dict[str, Any] = {}
+    for scrape in args.scrape_intervals:
+        runs = []
+        for i in range(args.runs):
+            with tempfile.TemporaryDirectory() as tmp, receiver_sink() as sink:
+                run = one_run(
+                    Path(tmp),
+                    sink,
+                    evaluation=args.evaluation_interval,
+                    scrape=scrape,
+                    abort_for_s=args.abort_for_s,
+                )
+            print(f"scrape {scrape}, run {i + 1}: {run}", flush=True)
+            runs.append(run)
+        worst = max(r["delivered_s"] for r in runs)
+        by_scrape[scrape] = {
+            "runs": runs,
+            "worst_delivered_s": worst,
+            # Delivery only: rollout serve's flag-off time still has to fit in what is left.
+            "headroom_for_rollback_s": round(GOAL_S - worst, 2),
+        }
     result = {
         "setup": {
             "alert": ALERT,
             "rules": "rollout render monitoring --env ci, with for: "
             f"{args.abort_for_s:g}s (production shape, 2-minute windows)",
             "evaluation_interval": args.evaluation_interval,
-            "scrape_interval": args.scrape_interval,
             "alertmanager": "prometheus-alertmanager, group_wait 1s, group_interval 1s",
             "sink": "webhook receiver (delivery only; rollout serve's rollback not yet measured)",
             "goal": f"onset -> flag off <= {GOAL_S:g} s",
         },
-        "runs": runs,
-        "worst_delivered_s": worst,
-        "within_goal": worst <= GOAL_S,
+        "scrape_interval": by_scrape,
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
     text = json.dumps(result, indent=1) + "\n"
