@@ -17,6 +17,9 @@ COPY pytest_rollout ./pytest_rollout
 # serve: the HTTP server; report: the HTML report each look writes.
 RUN pip install ".[serve,report]"
 COPY gates ./gates
+# Runs write their records and reports under the working directory: one the user owns.
+RUN mkdir -p /var/lib/pytest-rollout && chown 65532:65532 /var/lib/pytest-rollout
+WORKDIR /var/lib/pytest-rollout
 
 # Numeric, so Kubernetes can enforce runAsNonRoot.
 USER 65532:65532
