@@ -238,3 +238,20 @@ def test_cli_writes_checks_and_names_what_is_wrong(tmp_path: Path) -> None:
     assert no_image.returncode == 2 and "--image" in no_image.stderr
     job_args = rollout(*base, "--", "-x")
     assert job_args.returncode == 2 and "--provider job" in job_args.stderr
+
+
+def test_every_render_command_in_the_integrations_doc_runs(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "integrations.md").read_text()
+    joined = doc.replace("\\\n", " ")
+    commands = [
+        shlex.split(line.strip())
+        for line in joined.splitlines()
+        if line.strip().startswith(("rollout render argo", "rollout render flagger"))
+    ]
+    assert len(commands) == 3
+    for argv in commands:
+        out = argv.index("--out") + 1
+        argv[out] = str(tmp_path / Path(argv[out]).name)
+        config = argv.index("--config") + 1
+        argv[config] = str(REPO / argv[config])
+        assert main(argv[1:]) == 0, argv
