@@ -239,7 +239,9 @@ def run(args: argparse.Namespace) -> int:
     current = args.out.read_text(encoding="utf-8") if args.out.is_file() else None
     if args.check:
         if current != text:
-            print(f"{args.out}: differs from a fresh render; run: rollout {' '.join(argv)}")
+            print(
+                f"{args.out}: differs from a fresh render; run: rollout {' '.join(argv)} --out {args.out}"
+            )
             return 1
         return 0
     if current != text:
@@ -251,7 +253,10 @@ def run(args: argparse.Namespace) -> int:
 
 def command(args: argparse.Namespace, t: Target) -> list[str]:
     """The render command that gives this output (options at their default left out)."""
-    argv = ["render", args.render_what, "--phase", t.phase]
+    argv = ["render", args.render_what]
+    if args.config is not None:
+        argv += ["--config", args.config.as_posix()]
+    argv += ["--phase", t.phase]
     if t.url:
         argv += ["--url", t.url]
     if t.image:

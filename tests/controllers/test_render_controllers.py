@@ -153,8 +153,9 @@ def rendered_files() -> list[Path]:
 
 
 def test_committed_deploy_manifests_equal_a_fresh_render(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(REPO)  # the headers name --config relative to the repository
     files = rendered_files()
     assert {p.name for p in files} == {
         "argo-analysistemplate.yaml",
@@ -165,7 +166,8 @@ def test_committed_deploy_manifests_equal_a_fresh_render(
         first = path.read_text().splitlines()[0]
         argv = shlex.split(first.removeprefix("# Rendered by `rollout ").removesuffix("`."))
         out = tmp_path / path.name
-        assert main([*argv[:2], "--config", str(CONFIG), "--out", str(out), *argv[2:]]) == 0
+        assert argv[2:4] == ["--config", "gates/rollout.toml"]
+        assert main([*argv, "--out", str(out)]) == 0
         assert out.read_text() == path.read_text(), (
             f"deploy/{path.name} drifted; run: rollout {' '.join(argv)} --out deploy/{path.name}"
         )
