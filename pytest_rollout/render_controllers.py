@@ -239,8 +239,12 @@ def run(args: argparse.Namespace) -> int:
     current = args.out.read_text(encoding="utf-8") if args.out.is_file() else None
     if args.check:
         if current != text:
+            # --out goes before a `--`, after which everything is a pytest argument.
+            end = argv.index("--") if "--" in argv else len(argv)
+            rerun = [*argv[:end], "--out", args.out.as_posix(), *argv[end:]]
             print(
-                f"{args.out}: differs from a fresh render; run: rollout {' '.join(argv)} --out {args.out}"
+                f"{args.out}: differs from a fresh render; run: rollout {' '.join(rerun)}",
+                file=sys.stderr,
             )
             return 1
         return 0

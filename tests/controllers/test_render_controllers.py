@@ -223,7 +223,13 @@ def test_cli_writes_checks_and_names_what_is_wrong(tmp_path: Path) -> None:
     assert rollout(*base, "--out", str(out), "--check").returncode == 0
     out.write_text(out.read_text().replace("phase2-gates", "phase2-gate"))
     stale = rollout(*base, "--out", str(out), "--check")
-    assert stale.returncode == 1 and "differs from a fresh render" in stale.stdout
+    assert stale.returncode == 1 and "differs from a fresh render" in stale.stderr
+    job = ("render", "argo", "--config", str(CONFIG), "--phase", "phase2", "--provider", "job")
+    job_out = tmp_path / "job.yaml"
+    job_out.write_text("stale\n")
+    stale_job = rollout(*job, "--image", "i:1", "--out", str(job_out), "--check", "--", "-x")
+    assert stale_job.returncode == 1
+    assert f"--image i:1 --out {job_out} -- -x" in stale_job.stderr  # rerunnable as printed
 
     bad_phase = rollout(
         "render", "flagger", "--phase", "phase9", "--url", URL, "--config", str(CONFIG)
