@@ -1,4 +1,7 @@
-"""``rollout render monitoring --config rollout.toml --out monitoring/ [--env NAME] [--check]``."""
+"""``rollout render monitoring --config rollout.toml --out monitoring/ [--env NAME] [--check]``.
+
+``rollout render argo|flagger`` (controller manifests) live in pytest_rollout.render_controllers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.config import ConfigError, load_config
+from pytest_rollout.render_controllers import add_parsers as add_controller_parsers
+from pytest_rollout.render_controllers import run as run_controllers
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,9 +42,12 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="write nothing; exit 1 if the files under --out differ from a render",
     )
+    add_controller_parsers(what)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.render_what in ("argo", "flagger"):
+        return run_controllers(args)
     from pytest_rollout.monitoring.render import diff, render, write
     from pytest_rollout.monitoring.settings import load_settings
 

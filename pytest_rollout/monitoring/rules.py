@@ -126,7 +126,13 @@ def _abort_alert(s: MonitoringSettings, q: Q, phase: str, threshold: str, value:
         name=s.alert_prefix + trig.alert,
         expr=full,
         for_s=s.abort_for_s,
-        labels={"severity": "page", "phase": phase, "trigger": threshold},
+        # rollout_action + phase are what `rollout serve` (POST /v1/alertmanager) acts on.
+        labels={
+            "severity": "page",
+            "rollout_action": "abort",
+            "phase": phase,
+            "trigger": threshold,
+        },
         result_labels=result,
         summary=(f"{phase} {p.name}: " + summary[0], summary[1], summary[2]),
         description=(

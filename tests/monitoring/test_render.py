@@ -338,3 +338,17 @@ def test_cli_renders_and_checks_in_a_subprocess(tmp_path: Path) -> None:
         timeout=60,
     )
     assert failed.returncode == 2 and "monitoring.title = 3" in failed.stderr
+
+
+def test_every_abort_alert_carries_the_labels_rollout_serve_routes_on() -> None:
+    """`rollout serve` rolls back on firing alerts labelled rollout_action="abort" + phase."""
+    settings = load_settings(load_config(CONFIG))
+    phases = set(settings.phases)
+    aborts = [r for r in committed_rules() if "alert" in r and r["labels"].get("trigger")]  # type: ignore[union-attr]
+    assert len(aborts) >= 9
+    for rule in aborts:
+        labels = rule["labels"]
+        assert labels["rollout_action"] == "abort", rule["alert"]  # type: ignore[index]
+        assert labels["phase"] in phases, rule["alert"]  # type: ignore[index]
+    others = [r for r in committed_rules() if "alert" in r and not r["labels"].get("trigger")]  # type: ignore[union-attr]
+    assert others and all("rollout_action" not in r["labels"] for r in others)  # type: ignore[operator]
