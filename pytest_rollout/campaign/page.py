@@ -137,9 +137,11 @@ class Page:
     ) -> str:
         rows = []
         for label, first, last in figures:
+            after = self._figure(last)
+            if last is None and first is not None:
+                after = "<em>no later look measured it</em>"
             rows.append(
-                f"<tr><th>{self.esc(label)}</th><td>{self._figure(first)}</td>"
-                f"<td>{self._figure(last)}</td></tr>"
+                f"<tr><th>{self.esc(label)}</th><td>{self._figure(first)}</td><td>{after}</td></tr>"
             )
         chart = (
             '<img id="share-chart" alt="treatment share over time, decisions marked" '

@@ -77,6 +77,7 @@ def test_a_verified_campaign_exits_0_with_every_phase_event_and_link(tmp_path: P
     }
     assert "+0.4 ms" in figures["p99 latency"].text() and "+0.9 ms" in figures["p99 latency"].text()
     assert "not recorded" in figures["confidence"].text()
+    assert "no later look measured it" in figures["p50 latency"].text()  # phase 2 only
     assert page.find("img", id="share-chart").attrs["src"].startswith("data:image/png;base64,")
     assert "http://" not in out.read_text() and "https://" not in out.read_text()  # self-contained
 
