@@ -18,12 +18,19 @@ from pytest_rollout.durations import format_duration
 
 NOT_RECORDED = "not recorded"
 # The key figures of the post-rollout analysis: (label, pattern on a gate's metric or node id).
+# Each must be about recall (or latency), so a formation cycle's p99 or an error counter's
+# series inventory in phase 0 does not pass for it.
 KEY_METRICS = (
-    ("p50 latency", re.compile(r"p50|quantile\(0\.5\b|median", re.I)),
-    ("p99 latency", re.compile(r"p99|quantile\(0\.99\b", re.I)),
-    ("error rate", re.compile(r"error|outcome!=", re.I)),
-    ("confidence", re.compile(r"confidence", re.I)),
+    (
+        "p50 latency",
+        re.compile(r"(?=.*(recall|latency))(.*\b(p50|median)\b|.*quantile\(0\.5\b)", re.I),
+    ),
+    ("p99 latency", re.compile(r"(?=.*(recall|latency))(.*\bp99\b|.*quantile\(0\.99\b)", re.I)),
+    ("error rate", re.compile(r"(?=.*recall)(.*error rate|.*outcome!=)", re.I)),
+    ("confidence", re.compile(r"(?=.*recall).*confidence", re.I)),
 )
+# Units of gates that count things (series present, queries seen), not figures of the service.
+COUNT_UNITS = frozenset({"series", "rules", "queries", "figures", "errors", "episodes"})
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,11 @@ def key_figures(campaign: Campaign) -> list[tuple[str, Figure | None, Figure | N
                 if not isinstance(gate, Mapping):
                     continue
                 metric = str(gate.get("metric") or gate.get("nodeid") or "")
-                if gate.get("observed") is not None and pattern.search(metric):
+                if (
+                    isinstance(gate.get("observed"), int | float)
+                    and str(gate.get("unit") or "") not in COUNT_UNITS
+                    and pattern.match(metric)
+                ):
                     found.append(Figure(entry.phase, entry.at, metric, gate, entry.path))
                     break
         out.append((label, found[0] if found else None, found[-1] if len(found) > 1 else None))

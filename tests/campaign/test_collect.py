@@ -10,8 +10,17 @@ import pytest
 from pytest_rollout.campaign.build import build
 from pytest_rollout.campaign.collect import collect
 from pytest_rollout.campaign.events import all_events, rollback_source, treatment_share
-from pytest_rollout.decision import digest_of
-from tests.campaign.helpers import change, make_campaign, write_chained
+from pytest_rollout.campaign.phases import key_figures
+from pytest_rollout.decision import Decision, digest_of
+from tests.campaign.helpers import (
+    ERRORS,
+    P99,
+    change,
+    gate,
+    make_campaign,
+    write_chained,
+    write_record,
+)
 
 
 def test_an_old_record_without_since_context_or_gates_is_shown_not_refused(
@@ -84,3 +93,22 @@ def test_events_are_in_time_order_and_a_failed_change_is_marked(tmp_path: Path) 
     )
     assert kinds.count("decision") == 5 and kinds.count("look") == 1
     assert all(e.where for e in events)
+
+
+def test_key_figures_skip_other_p99s_error_counts_and_series_inventories(tmp_path: Path) -> None:
+    """What a real rehearsal's phase 0 and 1 records carry must not pass for recall figures."""
+    paths = make_campaign(tmp_path)
+    distractors = [
+        gate("test_formation_p99", "formation cycle p99", 0.0129, 0.05, ci=(0.006, 0.017)),
+        gate("test_inventory_errors", "engram_concept_formation_errors_total", 1, 1, unit="series"),
+        gate("test_inventory_conf", "engram_recall_confidence_bucket", 42, 1, unit="series"),
+    ]
+    write_record(paths["records"] / "phase00.json", "phase0", Decision.GO, 100, distractors)
+    figures = {
+        label: (first, last)
+        for label, first, last in key_figures(collect(paths["log"], paths["records"]))
+    }
+    first_p99, _ = figures["p99 latency"]
+    assert first_p99 is not None and first_p99.metric == P99 and first_p99.phase == "phase0"
+    assert figures["error rate"][0] is not None and figures["error rate"][0].metric == ERRORS
+    assert figures["confidence"] == (None, None)
