@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,29 +33,62 @@ def run(args: argparse.Namespace) -> int:
     return verify_file(args.record, out=sys.stdout, quiet=bool(args.quiet))
 
 
-def verify_file(path: Path, *, out: TextIO, quiet: bool = False) -> int:
+@dataclass(frozen=True)
+class RecordCheck:
+    """The verdict on one decision record's digest (what ``rollout verify`` prints)."""
+
+    status: int  # EXIT_OK, EXIT_MISMATCH or EXIT_UNREADABLE
+    record: dict[str, Any] | None  # the content as read (not trustworthy unless ok)
+    problem: str = ""  # why it is not ok, "" when it is
+    recorded: str = ""  # the digest the record carries
+    expected: str = ""  # the digest of its content
+
+    @property
+    def ok(self) -> bool:
+        return self.status == EXIT_OK
+
+
+def check_record(path: Path) -> RecordCheck:
+    """Read ``path`` and recompute its digest; never raises for a bad or unreadable file."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        out.write(f"UNREADABLE {_clean(str(path))}: {_clean(str(exc))}\n")
-        return EXIT_UNREADABLE
+        return RecordCheck(EXIT_UNREADABLE, None, str(exc))
     if not isinstance(record, dict) or not isinstance(record.get("digest"), str):
-        out.write(f"UNREADABLE {_clean(str(path))}: not a decision record (no digest field)\n")
-        return EXIT_UNREADABLE
+        record = record if isinstance(record, dict) else None
+        return RecordCheck(EXIT_UNREADABLE, record, "not a decision record (no digest field)")
     expected = digest_of(record)
     if record["digest"] != expected:
+        return RecordCheck(
+            EXIT_MISMATCH,
+            record,
+            "the record was changed after it was written",
+            recorded=record["digest"],
+            expected=expected,
+        )
+    return RecordCheck(EXIT_OK, record, recorded=expected, expected=expected)
+
+
+def verify_file(path: Path, *, out: TextIO, quiet: bool = False) -> int:
+    check = check_record(path)
+    where = _clean(str(path))
+    if check.status == EXIT_UNREADABLE:
+        out.write(f"UNREADABLE {where}: {_clean(check.problem)}\n")
+    elif check.status == EXIT_MISMATCH and check.record is not None:
         out.write(
-            f"MISMATCH {_clean(str(path))}: the record was changed after it was written\n"
-            f"  recorded digest: {_clean(record['digest'])}\n"
-            f"  content digest:  {expected}\n"
+            f"MISMATCH {where}: {check.problem}\n"
+            f"  recorded digest: {_clean(check.recorded)}\n"
+            f"  content digest:  {check.expected}\n"
         )
         if not quiet:
-            out.write(_describe(record, heading="content as it stands now (not trustworthy):"))
-        return EXIT_MISMATCH
-    out.write(f"OK {_clean(str(path))}: digest {expected} matches\n")
-    if not quiet:
-        out.write(_describe(record))
-    return EXIT_OK
+            out.write(
+                _describe(check.record, heading="content as it stands now (not trustworthy):")
+            )
+    elif check.record is not None:
+        out.write(f"OK {where}: digest {check.expected} matches\n")
+        if not quiet:
+            out.write(_describe(check.record))
+    return check.status
 
 
 def _describe(record: dict[str, Any], heading: str = "") -> str:

@@ -1,0 +1,1 @@
+"""``rollout campaign report``: one page for a whole rollout, from its audit log and records."""
