@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "pytest_rollout.load.compare_cli",
     "render": "pytest_rollout.monitoring.cli",
     "verify": "pytest_rollout.report.verify",
+    "serve": "pytest_rollout.serve.cli",
 }
 
 
