@@ -36,6 +36,31 @@ PRELOAD: tuple[str, ...] = (
     "pytest_rollout.flags.registry",
     "pytest_rollout.flags.flagd_file",
     "pytest_rollout.flags.http",
+    "pytest_rollout.ab",
+    "pytest_rollout.evidence",
+    "pytest_rollout.comparison",
+    "pytest_rollout.clustering",
+    "pytest_rollout.phase_hold",
+    "pytest_rollout.phase_start",
+    *(
+        f"pytest_rollout.stats.{name}"
+        for name in (
+            "batch_means",
+            "compare",
+            "histogram",
+            "mannwhitney",
+            "noninferiority",
+            "proportions",
+            "sequential",
+            "spending",
+            "srm",
+        )
+    ),
+    # The HTML report's plots (report/plots.py imports these when it draws).
+    "matplotlib.figure",
+    "matplotlib.dates",
+    "matplotlib.backends.backend_agg",
+    "pytest_rollout.report.plots",
     "pytest_rollout.serve.worker",
 )
 
