@@ -127,6 +127,22 @@ def test_a_phase_without_gates_is_hold(server: Server) -> None:
     assert "no gates" in body["reason"]
 
 
+def test_different_phases_run_side_by_side(server: Server) -> None:
+    answers: dict[str, dict[str, Any]] = {}
+
+    def ask(phase: str) -> None:
+        answers[phase] = server.post(f"/v1/phases/{phase}/evaluate").json()
+
+    threads = [threading.Thread(target=ask, args=(p,)) for p in ("phase2", "phase3", "phase2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers["phase2"]["record"]["phase"] == "phase2"
+    assert answers["phase3"]["record"]["phase"] == "phase3"
+    assert answers["phase2"]["run_id"] != answers["phase3"]["run_id"]
+
+
 def test_unknown_phase_is_404_json(server: Server) -> None:
     answer = server.post("/v1/phases/phase9/evaluate")
     assert answer.status == 404
