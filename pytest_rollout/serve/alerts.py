@@ -4,8 +4,8 @@ Every firing alert labelled ``rollout_action="abort"`` and ``phase="phaseN"`` ap
 phase's ``[phases.phaseN.rollback]`` state through the flag backend (the plugin's own
 :func:`~pytest_rollout.session.default_rollback`: audit lines, read-back verification), posts
 the communication webhook, and records an ABORT naming the alert. A fingerprint whose rollback
-was verified is never rolled back again (Alertmanager re-sends firing alerts); a failed one is
-retried on the next notification.
+was verified is not rolled back again while it fires (Alertmanager re-sends firing alerts); a
+failed one is retried on the next notification; once resolved, a new firing rolls back again.
 """
 
 from __future__ import annotations
@@ -92,6 +92,9 @@ class AlertHandler:
         status = str(alert.get("status") or group_status)
         if status == "resolved":
             self.firing.get(phase, set()).discard(fingerprint)
+            if fingerprint in self.done:  # a later firing is a new incident, not a replay
+                self.done.discard(fingerprint)
+                self._save_done()
             return {**seen, "result": "resolved"}
         self.firing.setdefault(phase, set()).add(fingerprint)
         if fingerprint in self.done:

@@ -151,7 +151,18 @@ class Evaluator:
             self._running[phase] = running
             running.add_done_callback(lambda _: self._running.pop(phase, None))
         # shield: a caller that hangs up must not cancel the run the others wait for
-        return await asyncio.shield(running)
+        try:
+            return await asyncio.shield(running)
+        except Exception as exc:  # a HOLD, not a 500: Argo aborts a rollout on errors
+            return answer_of(
+                decision=Decision.HOLD,
+                reason=f"rollout serve could not run the gates: {type(exc).__name__}: {exc}; "
+                "see the server's log",
+                run_id="",
+                at=rfc3339(time.time()),
+                record={"phase": phase},
+                report=False,
+            )
 
     async def _evaluate(self, phase: str, at: str | None, since: str | None) -> dict[str, Any]:
         if self._slots is None:

@@ -205,6 +205,10 @@ def test_abort_alert_rolls_back_once_per_fingerprint(
         "/v1/alertmanager", notification(alert("a1f00d", status="resolved"), status="resolved")
     )
     assert resolved.json()["alerts"][0]["result"] == "resolved"
+    assert rollback_hook.says_roll_back()  # the phase's latest decision is still that ABORT
+    # Firing again after it resolved is a new incident: it rolls back again.
+    again = server.post("/v1/alertmanager", notification(alert("a1f00d")))
+    assert again.json()["alerts"][0]["result"] == "rolled back"
 
 
 def test_alerts_for_others_are_ignored(server: Server, work: Path) -> None:
