@@ -9,6 +9,7 @@ Forking the zygote, never the uvicorn process, keeps threads and the event loop 
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import sys
@@ -67,6 +68,10 @@ PRELOAD: tuple[str, ...] = (
 
 def _run_pytest(argv: Sequence[str], log_path: str) -> None:
     """Child body: pytest's output goes to the run's log, its exit code is the process's."""
+    # The preloaded modules' objects never die in a run: out of the collector's sight, pytest's
+    # five gc.collect() calls at unconfigure cost ~0.05 s instead of ~0.5 s (and pages stay
+    # shared with the zygote instead of being copied when the collector touches them).
+    gc.freeze()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
