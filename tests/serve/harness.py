@@ -62,7 +62,12 @@ class Server:
 
 
 def start_serve(
-    gates: Path, workdir: Path, pytest_args: list[str], *, env: dict[str, str] | None = None
+    gates: Path,
+    workdir: Path,
+    pytest_args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    extra: list[str] | None = None,
 ) -> Server:
     port = free_port()
     log = workdir / "serve.log"
@@ -87,6 +92,7 @@ def start_serve(
                 str(port),
                 "--state-dir",
                 str(state),
+                *(extra or []),
                 "--",
                 *pytest_args,
             ],
