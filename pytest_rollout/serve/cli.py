@@ -118,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
         metrics=ServeMetrics(),
         timeout_s=args.timeout,
     )
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"rollout serve: WARNING: --host {args.host} without ROLLOUT_SERVE_TOKEN: anyone who "
+            "can reach the port can trigger gate runs; set ROLLOUT_SERVE_TOKEN",
+            file=sys.stderr,
+        )
     worker = WarmWorker(extra_preload=args.preload)
     worker.start(state.state_dir / "worker")
     app = build_app(state, Evaluator(state, worker, args.max_parallel), token)
