@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "render": "pytest_rollout.monitoring.cli",
     "verify": "pytest_rollout.report.verify",
     "campaign": "pytest_rollout.campaign.cli",
+    "serve": "pytest_rollout.serve.cli",
 }
 
 

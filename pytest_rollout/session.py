@@ -319,9 +319,16 @@ def merge_wins(current: str, when: str, new: str) -> bool:
 
 
 def default_rollback(
-    context: RolloutContext, phase: str, rollback_state: dict[str, Any]
+    context: RolloutContext,
+    phase: str,
+    rollback_state: dict[str, Any],
+    *,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """The built-in rollback: apply the phase's rollback state through the flag backend."""
+    """The built-in rollback: apply the phase's rollback state through the flag backend.
+
+    ``reason`` goes into the audit lines (``rollout serve`` names the alert that asked for it);
+    the default names the phase's ABORT and the run."""
     at = rfc3339(time.time())
     if not rollback_state:
         return {
@@ -339,11 +346,16 @@ def default_rollback(
             "message": f"no flag backend: pass {OPT_FLAGS} or set flags in "
             "[environments.<env>] to let pytest-rollout roll back",
         }
-    return _flag_rollback(context, phase, rollback_state)
+    return _flag_rollback(
+        context,
+        phase,
+        rollback_state,
+        reason or f"pytest-rollout: {phase} ABORT (run {context.run_id})",
+    )
 
 
 def _flag_rollback(
-    context: RolloutContext, phase: str, rollback_state: dict[str, Any]
+    context: RolloutContext, phase: str, rollback_state: dict[str, Any], reason: str
 ) -> dict[str, Any]:
     """Apply and verify the rollback state through the flag backend, by read-back."""
     from pytest_rollout.flags.rollback import perform_rollback
@@ -357,7 +369,5 @@ def _flag_rollback(
             "result": "failed",
             "message": f"cannot open flag backend {context.flags_display}: {exc}",
         }
-    result = perform_rollback(
-        controller, rollback_state, reason=f"pytest-rollout: {phase} ABORT (run {context.run_id})"
-    )
+    result = perform_rollback(controller, rollback_state, reason=reason)
     return result.to_json()
