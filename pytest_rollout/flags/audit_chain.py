@@ -174,3 +174,14 @@ def _classify(
         legacy,
         count,
     )
+
+
+def chain_warning(path: Path, prog: str) -> str | None:
+    """The warning of a command that reads a log whose chain is broken, or None if intact."""
+    report = verify_chain(path)
+    if report.ok:
+        return None
+    return (
+        f"{prog}: warning: audit log {str(path)!r} cannot be trusted: hash chain broken at line "
+        f"{report.broken_line}: {report.problem} (`rollout audit verify {path}`)"
+    )
