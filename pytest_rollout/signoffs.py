@@ -10,6 +10,7 @@ See docs/signoffs.md.
 
 from __future__ import annotations
 
+import math
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,6 @@ from pytest_rollout.instants import parse_instant, rfc3339
 if TYPE_CHECKING:
     from pytest_rollout.config import RolloutConfig
     from pytest_rollout.context import RolloutContext
-    from pytest_rollout.settings import Settings
 
 APPROVAL_KIND = "approval"
 
@@ -47,28 +47,6 @@ def gates_commit(directory: Path) -> str | None:
         return None
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and commit else None
-
-
-def audit_log_path(settings: Settings, *, actor: str = "", run_id: str = "") -> Path | None:
-    """Where flag changes and approvals are written: the audit_log setting, else the flag
-    backend's default log (as ``rollout flags`` resolves it), else None."""
-    if settings.audit_log:
-        return Path(settings.audit_log)
-    if not settings.flags:
-        return None
-    from pytest_rollout.flags.registry import open_controller
-
-    controller = open_controller(
-        settings.flags,
-        audit_log=None,
-        actor=actor,
-        environment=settings.environment,
-        phase=None,
-        run_id=run_id,
-    )
-    audit = getattr(controller, "audit", None)
-    path = getattr(audit, "path", None)
-    return Path(path) if path is not None else None
 
 
 def approvals(records: Sequence[Mapping[str, Any]], phase: str) -> list[dict[str, Any]]:
@@ -100,6 +78,7 @@ def _approvals_of(context: RolloutContext, phase: str) -> tuple[list[dict[str, A
     """(approvals of the phase, a problem that keeps them from being trusted, or "")."""
     from pytest_rollout.flags.audit import AuditLog
     from pytest_rollout.flags.audit_chain import verify_chain
+    from pytest_rollout.flags.audit_path import audit_log_path
 
     try:
         path = audit_log_path(context.settings, run_id=context.run_id)
@@ -183,6 +162,6 @@ def _mismatch(
         return f"is for commit {str(approval.get('commit'))[:12]}, the gates are at {commit[:12]}"
     if made < since:
         return "was made before the phase start"
-    if made > at:
+    if math.floor(made) > at:  # the pinned instant is a whole second: its own second counts
         return f"was made after the evaluated instant {rfc3339(at)}"
     return None

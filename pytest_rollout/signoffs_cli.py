@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _context(args: argparse.Namespace) -> tuple[RolloutConfig, Settings, Path]:
     from pytest_rollout.config import ConfigError, load_config
+    from pytest_rollout.flags.audit_path import audit_log_path
     from pytest_rollout.settings import SettingsError, resolve_settings
-    from pytest_rollout.signoffs import audit_log_path
 
     path = args.config or os.environ.get(ENV_CONFIG)
     if path is None and Path("rollout.toml").is_file():

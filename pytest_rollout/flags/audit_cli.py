@@ -68,8 +68,8 @@ def _configured(args: argparse.Namespace) -> Path | None:
     import os
 
     from pytest_rollout.config import ConfigError, load_config
+    from pytest_rollout.flags.audit_path import audit_log_path
     from pytest_rollout.settings import SettingsError, resolve_settings
-    from pytest_rollout.signoffs import audit_log_path
 
     config_path = args.config or os.environ.get(ENV_CONFIG)
     if config_path is None and Path("rollout.toml").is_file():

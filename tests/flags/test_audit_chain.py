@@ -162,3 +162,49 @@ def test_the_last_line_is_read_from_the_end_even_when_longer_than_a_chunk(
     lines = path.read_bytes().splitlines()
     assert json.loads(lines[1])["prev"] == sha(lines[0])
     assert verify_chain(path).ok
+
+
+def test_flags_history_warns_naming_the_broken_line_and_strict_exits_4(flag_file: Path) -> None:
+    from tests.flags.test_flags_cli import rollout
+
+    uri = f"flagd-file:{flag_file}"
+    for percent in ("5", "25"):
+        assert (
+            rollout("cohort", "blended_recall", percent, "--reason", "ramp", uri=uri).returncode
+            == 0
+        )
+    audit = flag_file.parent / (flag_file.name + ".audit.jsonl")
+    lines = audit.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"reason": "ramp"', b'"reason": "rump"')
+    audit.write_bytes(b"".join(lines))
+    shown = rollout("history", uri=uri)
+    assert shown.returncode == 0
+    assert "cannot be trusted: hash chain broken at line 1" in shown.stderr
+    assert rollout("history", "--strict", uri=uri).returncode == 4
+
+
+def test_audit_verify_command_reports_legacy_lines_and_exit_status(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(json.dumps(record(1)).encode() + b"\n")
+    AuditLog(path).append([record(2)])
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        root = Path(__file__).resolve().parents[2]
+        return subprocess.run(
+            [sys.executable, "-m", "pytest_rollout", "audit", "verify", *args],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    done = verify(str(path))
+    assert done.returncode == 0, done.stderr
+    assert "lines 1-1 have no hashes" in done.stdout and "chain starts at line 2" in done.stdout
+    as_json = json.loads(verify(str(path), "--json").stdout)
+    assert (as_json["ok"], as_json["legacy_lines"], as_json["lines"]) == (True, 1, 2)
+    assert verify(str(tmp_path / "missing.jsonl")).returncode == 2

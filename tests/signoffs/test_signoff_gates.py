@@ -110,7 +110,8 @@ def test_hold_until_every_role_approved_then_go(checkout: Path) -> None:
     status, record = gates(checkout, since)
     gates_ = signoffs_of(record)
     assert (status, record["decision"]) == (1, "HOLD")  # on-call has not approved yet
-    assert gates_["rollout::signoff[service owner]"]["outcome"] == "pass"
+    owner = gates_["rollout::signoff[service owner]"]
+    assert owner["outcome"] == "pass", owner["reason"]
     assert gates_["rollout::signoff[on-call]"]["outcome"] == "inconclusive"
 
     assert approve(checkout, "on-call").returncode == 0
@@ -195,3 +196,13 @@ def test_outside_a_git_checkout_the_gate_says_it_cannot_tie_the_approval(tmp_pat
     assert "is not a git checkout" in str(
         signoffs_of(record)["rollout::signoff[on-call]"]["reason"]
     )
+
+
+def test_a_replay_before_the_approvals_does_not_see_them(checkout: Path) -> None:
+    since = time.time() - 120
+    for role in ("service owner", "on-call"):
+        assert approve(checkout, role).returncode == 0
+    status, record = gates(checkout, since, f"--rollout-at={rfc3339(time.time() - 60)}")
+    assert (status, record["decision"]) == (1, "HOLD")
+    reason = str(signoffs_of(record)["rollout::signoff[on-call]"]["reason"])
+    assert "was made after the evaluated instant" in reason
