@@ -266,7 +266,7 @@ def _latest_decision(
             "run_id": context.get("run_id") if isinstance(context, dict) else None,
             "source": f"decision record {record_path}",
         }
-        found.append((parse_instant(str(record.get("evaluated_at"))), entry))
+        found.append((_instant(record.get("evaluated_at")), entry))
     prefix = ABORT_ROLLBACK_REASON.format(phase=phase)
     for line in records:
         reason = str(line.get("reason", ""))
@@ -276,12 +276,22 @@ def _latest_decision(
                 "run_id": line.get("run_id") or None,
                 "source": f"audit log rollback {line.get('id')} at {line.get('time')}",
             }
-            found.append((parse_instant(str(line.get("time"))), entry))
+            found.append((_instant(line.get("time")), entry))
     if since is not None:  # a decision of an earlier pass through the phase is not its latest
         found = [f for f in found if f[0] >= parse_instant(since)]
     if not found:
         return {"decision": None, "run_id": None, "source": "no decision"}
     return max(found, key=lambda f: f[0])[1]
+
+
+def _instant(text: object) -> float:
+    """Unix seconds; a decision without a valid time counts as the newest (fail closed)."""
+    from pytest_rollout.instants import parse_instant
+
+    try:
+        return parse_instant(str(text))
+    except ValueError:
+        return float("inf")
 
 
 def _list(args: argparse.Namespace) -> int:

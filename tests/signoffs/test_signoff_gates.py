@@ -98,7 +98,7 @@ def signoffs_of(record: dict[str, object]) -> dict[str, dict[str, object]]:
 def test_hold_until_every_role_approved_then_go(checkout: Path) -> None:
     since = time.time() - 60
     status, record = gates(checkout, since)
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     waiting = signoffs_of(record)["rollout::signoff[service owner]"]
     assert waiting["outcome"] == "inconclusive"
     assert (
@@ -145,9 +145,11 @@ def test_an_approval_before_the_phase_start_or_for_another_commit_does_not_count
 ) -> None:
     for role in ("service owner", "on-call"):
         assert approve(checkout, role).returncode == 0
-    time.sleep(1.5)  # the start is given to the second: make it fall after the approvals
-    status, record = gates(checkout, time.time() - 0.2)  # the phase (re)started after them
-    assert (status, record["decision"]) == (1, "HOLD")
+    # The start is given to the second (rounded): it must fall after the approvals and not
+    # after the run's pinned instant (a whole second too).
+    time.sleep(2.5)
+    status, record = gates(checkout, time.time() - 1)  # the phase (re)started after them
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     reason = str(signoffs_of(record)["rollout::signoff[on-call]"]["reason"])
     assert "was made before the phase start" in reason
 
@@ -155,7 +157,7 @@ def test_an_approval_before_the_phase_start_or_for_another_commit_does_not_count
     (checkout / "test_gates.py").write_text(GATES + "\n# changed\n")
     git(checkout, "commit", "-qam", "gates changed after the approvals")
     status, record = gates(checkout, since)
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     assert "the gates are at" in str(signoffs_of(record)["rollout::signoff[on-call]"]["reason"])
 
 
@@ -164,7 +166,7 @@ def test_an_approval_in_another_environment_does_not_count(checkout: Path) -> No
     for role in ("service owner", "on-call"):
         assert approve(checkout, role, "--env", "production").returncode == 0
     status, record = gates(checkout, since)
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     assert "is for environment 'production'" in str(
         signoffs_of(record)["rollout::signoff[on-call]"]["reason"]
     )
@@ -178,7 +180,7 @@ def test_a_broken_chain_makes_the_signoff_gates_inconclusive(checkout: Path) -> 
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(lines[0].replace(b"reviewed", b"reviewed!") + b"".join(lines[1:]))
     status, record = gates(checkout, since)
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     reason = str(signoffs_of(record)["rollout::signoff[service owner]"]["reason"])
     assert "hash chain is broken at line 1" in reason
     verify = run(checkout, "-m", "pytest_rollout", "audit", "verify", "audit.jsonl")
@@ -192,7 +194,7 @@ def test_outside_a_git_checkout_the_gate_says_it_cannot_tie_the_approval(tmp_pat
         done = approve(tmp_path, role)
         assert done.returncode == 0 and "not a git checkout" in done.stderr
     status, record = gates(tmp_path, time.time() - 60)
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     assert "is not a git checkout" in str(
         signoffs_of(record)["rollout::signoff[on-call]"]["reason"]
     )
@@ -203,6 +205,15 @@ def test_a_replay_before_the_approvals_does_not_see_them(checkout: Path) -> None
     for role in ("service owner", "on-call"):
         assert approve(checkout, role).returncode == 0
     status, record = gates(checkout, since, f"--rollout-at={rfc3339(time.time() - 60)}")
-    assert (status, record["decision"]) == (1, "HOLD")
+    assert (status, record["decision"]) == (1, "HOLD"), record["reason"]
     reason = str(signoffs_of(record)["rollout::signoff[on-call]"]["reason"])
     assert "was made after the evaluated instant" in reason
+
+
+def test_the_signoff_gates_go_under_xdist_too(checkout: Path) -> None:
+    since = time.time() - 60
+    for role in ("service owner", "on-call"):
+        assert approve(checkout, role).returncode == 0
+    status, record = gates(checkout, since, "-n", "2")
+    assert (status, record["decision"]) == (0, "GO"), record["reason"]
+    assert {g["outcome"] for g in signoffs_of(record).values()} == {"pass"}
