@@ -22,6 +22,9 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "pytest_rollout.load.compare_cli",
     "render": "pytest_rollout.monitoring.cli",
     "verify": "pytest_rollout.report.verify",
+    "approve": "pytest_rollout.signoffs_cli",
+    "approvals": "pytest_rollout.approvals_cli",
+    "audit": "pytest_rollout.flags.audit_cli",
     "campaign": "pytest_rollout.campaign.cli",
     "serve": "pytest_rollout.serve.cli",
 }

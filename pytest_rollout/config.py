@@ -67,6 +67,7 @@ class PhaseConfig:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     # gate-name keyword -> why this environment cannot decide those gates (environment only)
     waived: Mapping[str, str] = field(default_factory=dict)
+    signoffs: tuple[str, ...] = ()  # roles that must approve (rollout approve) before GO
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,15 @@ class TableReader:
             self.fail(key, value, f"a whole number >= {lo}")
         return int(value)
 
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of distinct non-empty strings, e.g. ``signoffs = ["service owner"]``."""
+        value = self.get(key)
+        items = value if isinstance(value, list) else []
+        ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in items))
+        if not ok or not all(v.strip() for v in items) or len({*items}) != len(items):
+            self.fail(key, value, "a list of distinct non-empty strings")
+        return tuple(v.strip() for v in items)
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self.get(key)
         if value is None:
@@ -365,7 +375,7 @@ _EVIDENCE = re.compile(r"^(phase|window)$")
 
 def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any]:
     d = defaults
-    fields: dict[str, Any] = {
+    return {
         "window_s": r.duration("window", d.window_s if d else DEFAULT_WINDOW_S),
         "duration_s": r.duration("duration", d.duration_s if d else None),
         "min_samples": r.integer("min_samples", d.min_samples if d else DEFAULT_MIN_SAMPLES, 1),
@@ -375,7 +385,6 @@ def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any
         "min_hold_s": r.duration("min_hold", d.min_hold_s if d else None),
         "planned_n": _planned_n(r, d.planned_n if d else None),
     }
-    return fields
 
 
 def _planned_n(r: TableReader, default: int | None) -> int | None:
@@ -412,6 +421,7 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                 flags=_flag_state(r.sub("flags")),
                 rollback=_flag_state(r.sub("rollback")),
                 thresholds=_thresholds(r.sub("thresholds")),
+                signoffs=r.strings("signoffs"),
                 **_phase_fields(r, None),
             )
             r.finish()
@@ -434,11 +444,8 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                     flag_state = _flag_state(o.sub("flags"))
                     waived = _waivers(o.sub("waive"))
                     o.finish()
-                    names = {
-                        "window": "window_s",
-                        "duration": "duration_s",
-                        "min_hold": "min_hold_s",
-                    }
+                    names = {"window": "window_s", "duration": "duration_s"}
+                    names["min_hold"] = "min_hold_s"
                     overrides[phase_key] = {
                         names.get(k, k): parsed[names.get(k, k)] for k in present
                     }

@@ -28,6 +28,7 @@ from pytest_rollout.records import (
 )
 from pytest_rollout.selection import Selection, partial_reason
 from pytest_rollout.settings import OPT_FLAGS
+from pytest_rollout.signoffs import signoff_gates
 
 
 class RolloutSession:
@@ -134,6 +135,8 @@ class RolloutSession:
             return
         phase_key = self.phase_name if self.phase_name in self.context.config.known_phases else None
         evidence, builtin = phase_evidence(self.context, phase_key) if self.results else ({}, [])
+        if self.results:  # the phase's sign-offs are gates too (docs/signoffs.md)
+            builtin += signoff_gates(self.context, phase_key)
         gates = self.gate_results() + builtin
         self.decision, self.reason = decide(gates)
         extra: dict[str, Any] = {"context": dict(self.context.describe()), **evidence}

@@ -18,10 +18,16 @@ line (crash mid-append) is ignored: its change cannot have taken effect.  The ne
 and adds a ``"kind": "repair"`` line naming it, so it stays recognised.  Any other line that is
 not an audit record is reported by :meth:`AuditLog.scan` with its line number, never skipped
 silently: a change written there would otherwise vanish from the history.
+
+Every line written now also carries ``"prev"``, the sha256 of the previous line's bytes (the
+first line: of :data:`CHAIN_HEADER`), so an edited, removed, reordered or inserted line breaks the
+chain (:mod:`pytest_rollout.flags.audit_chain` verifies it).  A repair line's ``prev`` hashes the
+torn bytes it ends, so a crash mid-append never reads as tampering.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -36,6 +42,9 @@ from pytest_rollout.flags.base import FlagBackendError, FlagState
 from pytest_rollout.instants import rfc3339
 
 LOCK_TIMEOUT_S = 30.0
+# The first line of a log chains to the hash of these bytes (a fixed, versioned start).
+CHAIN_HEADER = b"pytest-rollout audit log v1"
+_TAIL_CHUNK = 4096
 # Environment variables naming who acts, most specific first (CI systems, then the login).
 ACTOR_VARIABLES = (
     "ROLLOUT_ACTOR",
@@ -158,15 +167,17 @@ class AuditLog:
         """Append ``records`` in one write and fsync before returning."""
         from filelock import FileLock, Timeout
 
-        data = "".join(
-            json.dumps(dict(record), sort_keys=False, allow_nan=False) + "\n" for record in records
-        ).encode("utf-8")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.path) + ".lock", timeout=self.lock_timeout_s):
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    data = self._torn_tail_repair(fd) + data
+                    # Under the lock: the previous line is final, so each record can chain to it.
+                    data, prev = self._torn_tail_repair(fd)
+                    for record in records:
+                        line = chain_line(record, prev)
+                        data += line + b"\n"
+                        prev = line_hash(line)
                     written = 0
                     while written < len(data):
                         written += os.write(fd, data[written:])
@@ -180,25 +191,27 @@ class AuditLog:
         except OSError as exc:
             raise FlagBackendError(f"cannot append to audit log {str(self.path)!r}: {exc}") from exc
 
-    def _torn_tail_repair(self, fd: int) -> bytes:
-        """What to write before the next records: nothing, or the end of a torn last line.
+    def _torn_tail_repair(self, fd: int) -> tuple[bytes, str]:
+        """What to write before the next records (nothing, or the end of a torn last line), and
+        the hash the next record chains to.
 
         A crash mid-append leaves a last line without "\n"; it is ended so the next record
         parses, and a repair line names it so :meth:`scan` keeps telling it from corruption.
+        The repair line chains to the torn bytes, so the chain stays whole across the crash.
         """
         size = os.fstat(fd).st_size
         if size == 0:
-            return b""
+            return b"", line_hash(CHAIN_HEADER)
         with open(self.path, "rb") as handle:
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return b""  # the usual case: no need to read the whole log
+            last, terminated = _last_line(handle, size)
+            if terminated:
+                return b"", line_hash(last)  # the usual case: only the tail is read
+            if _parse(last)[1]:
+                return b"\n", line_hash(last)  # the crash came just before the newline
             handle.seek(0)
-            content = handle.read(size)
-        if _parse(content.rsplit(b"\n", 1)[-1])[1]:
-            return b"\n"  # the crash came just before the newline: the record is whole
-        repair = repair_record(content.count(b"\n") + 1)
-        return b"\n" + json.dumps(repair, allow_nan=False).encode("utf-8") + b"\n"
+            number = handle.read(size).count(b"\n") + 1
+        repair = chain_line(repair_record(number), line_hash(last))
+        return b"\n" + repair + b"\n", line_hash(repair)
 
     def scan(self) -> AuditScan:
         """Every parseable record in order, and every other line with its line number.
@@ -251,6 +264,36 @@ class AuditLog:
             current_change_id=current_change_id,
             current_state=current_state,
         )
+
+
+def line_hash(line: bytes) -> str:
+    """The hex sha256 a following line carries as ``prev`` (``line`` without its newline)."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def chain_line(record: Mapping[str, Any], prev: str) -> bytes:
+    """One record as a log line (no newline), chained to the line before by ``prev``."""
+    return json.dumps({**record, "prev": prev}, allow_nan=False).encode("utf-8")
+
+
+def _last_line(handle: Any, size: int) -> tuple[bytes, bool]:
+    """(the file's last line without its newline, whether it ends in one), read from the end."""
+    terminated = False
+    end = size
+    handle.seek(size - 1)
+    if handle.read(1) == b"\n":
+        terminated, end = True, size - 1
+    tail = b""
+    position = end
+    while position > 0:
+        step = min(_TAIL_CHUNK, position)
+        position -= step
+        handle.seek(position)
+        tail = handle.read(step) + tail
+        cut = tail.rfind(b"\n")  # tail holds bytes [position, end): no final newline
+        if cut != -1:
+            return tail[cut + 1 :], terminated
+    return tail, terminated
 
 
 def _is_repair(record: Mapping[str, Any]) -> bool:

@@ -3,8 +3,8 @@
 Exit status: 0 verified success (or a dry run / read that worked); 1 the change was written but
 could not be verified, or a rollback failed; 2 bad input (unknown flag, wrong type, bad percent,
 missing --reason or URI, unknown audit id); 3 the backend could not be read or written;
-4 ``history --strict`` found audit log lines that are not audit records (each is also reported
-on stderr with its line number, with or without --strict).
+4 ``history --strict`` found audit log lines that are not audit records, or a broken hash chain
+(each is also reported on stderr with its line number, with or without --strict).
 A written rollback is announced on the communication plan's webhook; the notification is best
 effort and never changes the exit status.
 """
@@ -122,8 +122,8 @@ def add_parser(subparsers: Any) -> None:
     history.add_argument(
         "--strict",
         action="store_true",
-        help=f"exit {EXIT_AUDIT_CORRUPT} if a line of the audit log is not an audit record "
-        "(it is reported on stderr either way)",
+        help=f"exit {EXIT_AUDIT_CORRUPT} if a line of the audit log is not an audit record or "
+        "its hash chain is broken (it is reported on stderr either way)",
     )
     rollback = action("rollback", "restore the state before an audited change, or a given state")
     target = rollback.add_mutually_exclusive_group(required=True)
@@ -444,10 +444,15 @@ def _note_phase(phase: str, source: str) -> None:
 
 
 def _warn_corrupt_lines(controller: Any) -> int:
-    """Report every unusable audit log line on stderr; return how many there are."""
+    """Report unusable audit log lines and a broken hash chain on stderr; count the problems."""
+    from pytest_rollout.flags.audit_chain import chain_warning
+
     audit = getattr(controller, "audit", None)
     if audit is None:
         return 0
+    broken = chain_warning(audit.path, "rollout flags")
+    if broken:
+        print(broken, file=sys.stderr)
     corrupt = audit.scan().corrupt
     for bad in corrupt:
         print(
@@ -457,7 +462,7 @@ def _warn_corrupt_lines(controller: Any) -> int:
             f"{EXIT_AUDIT_CORRUPT} while it is there",
             file=sys.stderr,
         )
-    return len(corrupt)
+    return len(corrupt) + bool(broken)
 
 
 def _history(controller: Any, args: argparse.Namespace) -> int:

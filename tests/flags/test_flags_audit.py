@@ -44,8 +44,9 @@ def test_append_writes_whole_lines_and_heals_a_torn_tail(tmp_path: Path) -> None
     log.append(change("b", "a", 5, 25))
     lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
     assert len(lines) == 4
-    assert json.loads(lines[2]) | {"time": "t"} == {
+    assert json.loads(lines[2]) | {"time": "t", "prev": "p"} == {  # prev: test_audit_chain.py
         "kind": "repair",
+        "prev": "p",
         "line": 2,
         "time": "t",
         "message": "line 2 was torn by a crash mid-append and is ignored",
