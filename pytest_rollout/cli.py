@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "compare": "pytest_rollout.load.compare_cli",
     "render": "pytest_rollout.monitoring.cli",
     "verify": "pytest_rollout.report.verify",
+    "watch": "pytest_rollout.watch.cli",
 }
 
 
