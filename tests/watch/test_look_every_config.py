@@ -33,6 +33,6 @@ def test_a_bad_look_every_names_the_key_and_value(value: object) -> None:
 def test_the_dual_memory_rollout_sets_look_every_for_production_and_ci() -> None:
     config = load_config(ROOT / "gates" / "rollout.toml")
     for key in ("phase2", "phase3", "phase4", "phase5"):
-        assert config.phase(key).look_every_s is not None
-        assert config.phase(key).look_every_s >= 600  # production: minutes, not seconds
+        every = config.phase(key).look_every_s
+        assert every is not None and every >= 600  # production: minutes, not seconds
         assert config.phase(key, "ci").look_every_s == 20.0
