@@ -112,7 +112,11 @@ class Watcher:
             since = _since(result, started)
             promotion = self._promote(result, number) if result.decision is Decision.GO else None
             now = self.clock()
-            changes = flag_changes_between(plan.audit_log, marks_from or since, now)
+            # The first look marks the change that began the phase too (since is whole seconds).
+            first = since - 1.0
+            changes = flag_changes_between(
+                plan.audit_log, marks_from if marks_from is not None else first, now
+            )
             marks_from = now
             entry = look_entry(number, at_text, plan.phase, result, plan.out, changes)
             if promotion is not None:
