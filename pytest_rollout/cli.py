@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "approvals": "pytest_rollout.approvals_cli",
     "audit": "pytest_rollout.flags.audit_cli",
     "campaign": "pytest_rollout.campaign.cli",
+    "watch": "pytest_rollout.watch.cli",
     "serve": "pytest_rollout.serve.cli",
 }
 

@@ -62,6 +62,7 @@ class PhaseConfig:
     evidence: str = "phase"
     min_hold_s: float | None = None  # no GO before the phase has run this long
     planned_n: int | None = None  # treatment samples of the plan (default: duration x rate)
+    look_every_s: float | None = None  # `rollout watch`'s interval between looks (default 10m)
     flags: Mapping[str, FlagValue] = field(default_factory=dict)
     rollback: Mapping[str, FlagValue] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
@@ -369,6 +370,7 @@ _PHASE_OVERRIDABLE = (
     "evidence",
     "min_hold",
     "planned_n",
+    "look_every",
 )
 _EVIDENCE = re.compile(r"^(phase|window)$")
 
@@ -384,6 +386,7 @@ def _phase_fields(r: TableReader, defaults: PhaseConfig | None) -> dict[str, Any
         "evidence": r.string("evidence", d.evidence if d else "phase", _EVIDENCE),
         "min_hold_s": r.duration("min_hold", d.min_hold_s if d else None),
         "planned_n": _planned_n(r, d.planned_n if d else None),
+        "look_every_s": r.duration("look_every", d.look_every_s if d else None),
     }
 
 
@@ -444,8 +447,12 @@ def parse_config(raw: Mapping[str, Any], source: str) -> RolloutConfig:
                     flag_state = _flag_state(o.sub("flags"))
                     waived = _waivers(o.sub("waive"))
                     o.finish()
-                    names = {"window": "window_s", "duration": "duration_s"}
-                    names["min_hold"] = "min_hold_s"
+                    names = {
+                        "window": "window_s",
+                        "duration": "duration_s",
+                        "min_hold": "min_hold_s",
+                        "look_every": "look_every_s",
+                    }
                     overrides[phase_key] = {
                         names.get(k, k): parsed[names.get(k, k)] for k in present
                     }

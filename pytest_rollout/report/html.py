@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import html as html_lib
-from collections.abc import Generator, Mapping, MutableMapping
+import os
+from collections.abc import Callable, Generator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pytest_rollout.durations import format_duration
 from pytest_rollout.instants import parse_instant
 from pytest_rollout.redact import REDACTED, Redactor, is_secret_name
 from pytest_rollout.report import provenance, render, results
+from pytest_rollout.report.timeline import TIMELINE_ENV, current_look, read_timeline, timeline_html
 
 PLUGIN_NAME = "rollout-html"
 
@@ -123,6 +126,9 @@ class HtmlReport:
         if self.record is None:
             return
         prefix.insert(0, self.renderer.banner(self._banner_view(self.record)))
+        section = _timeline_section(self.record, self.renderer.esc)
+        if section:
+            prefix.insert(1, section)
 
     def pytest_rollout_decision(self, config: pytest.Config, record: Mapping[str, Any]) -> None:
         self.record = record
@@ -192,6 +198,15 @@ def _safe(value: Any, redact: Redactor) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return html_lib.escape(redact(str(value)))
+
+
+def _timeline_section(record: Mapping[str, Any], esc: Callable[[Any], str]) -> str:
+    """The watch's timeline chart, when `rollout watch` runs this look (ROLLOUT_TIMELINE)."""
+    path = os.environ.get(TIMELINE_ENV)
+    if not path:
+        return ""
+    previous = read_timeline(Path(path))
+    return timeline_html([*previous, current_look(record, previous)], esc)
 
 
 def _length(window: dict[str, str]) -> str:
