@@ -1,14 +1,12 @@
 """Read what a campaign left behind: the audit log (and its chain), decision records, watch looks.
 
 Nothing here trusts its input: each record's digest is checked with ``rollout verify``'s own
-check, the audit log's hash chain with ``pytest_rollout.flags.audit_chain`` when this version has
-it, and every failure becomes a :class:`Problem` naming the file (and line) for the page and the
+check, the audit log's hash chain with ``pytest_rollout.flags.audit_chain``, and every failure becomes a :class:`Problem` naming the file (and line) for the page and the
 exit status.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rollout.flags.audit import AuditLog
+from pytest_rollout.flags.audit_chain import verify_chain
 from pytest_rollout.flags.base import FlagBackendError
 from pytest_rollout.report.verify import check_record
 
 TIMELINE = "timeline.jsonl"
-CHAIN_MODULE = "pytest_rollout.flags.audit_chain"
 
 
 @dataclass(frozen=True)
@@ -33,9 +31,9 @@ class Problem:
 
 @dataclass(frozen=True)
 class ChainView:
-    """The audit log's hash chain: verified, broken, or not verifiable by this version."""
+    """The audit log's hash chain: verified or broken."""
 
-    state: str  # "ok" | "broken" | "unavailable"
+    state: str  # "ok" | "broken"
     message: str
     broken_line: int | None = None
     legacy_lines: int = 0
@@ -91,7 +89,7 @@ class Timeline:
 class Campaign:
     audit_log: Path
     audit_lines: list[AuditLine] = field(default_factory=list)
-    chain: ChainView = field(default_factory=lambda: ChainView("unavailable", ""))
+    chain: ChainView = field(default_factory=lambda: ChainView("broken", "not checked yet"))
     records: list[RecordEntry] = field(default_factory=list)
     timelines: list[Timeline] = field(default_factory=list)
     reports_dir: Path | None = None
@@ -110,21 +108,17 @@ def collect(audit_log: Path, records_dir: Path, reports_dir: Path | None = None)
 
 
 def check_chain(path: Path) -> ChainView:
-    """The chain verdict; "unavailable" (not a failure) when this version has no audit chain."""
-    try:
-        module = importlib.import_module(CHAIN_MODULE)
-    except ImportError:
-        return ChainView("unavailable", "not verifiable (this version has no audit chain)")
+    """The chain verdict; a missing log is broken (a campaign always has one)."""
     if not path.exists():
         return ChainView("broken", f"audit log {path} not found: pass --audit-log PATH")
-    report = module.verify_chain(path)
+    report = verify_chain(path)
     lines, legacy = int(report.lines), int(report.legacy_lines)
     if report.ok:
         note = f"; {legacy} leading line(s) predate the chain" if legacy else ""
         return ChainView(
             "ok", f"hash chain verified over {lines} line(s){note}", None, legacy, lines
         )
-    broken = report.broken_line if isinstance(report.broken_line, int) else None
+    broken = report.broken_line
     at = f" at line {broken}" if broken else ""
     return ChainView(
         "broken",

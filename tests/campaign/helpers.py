@@ -8,7 +8,6 @@ verifier checks them once this version has it.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,11 +16,6 @@ from typing import Any
 from pytest_rollout.decision import Decision, GateResult, build_record
 
 CHAIN_HEADER = b"pytest-rollout audit log v1"
-HAVE_CHAIN = importlib.util.find_spec("pytest_rollout.flags.audit_chain") is not None
-NO_CHAIN_REASON = (
-    "pytest_rollout.flags.audit_chain is not in this version (h-audit's branch adds it): "
-    "the tampered chain cannot be detected yet"
-)
 T0 = 1_795_600_000  # 2026-11-24T...Z, the campaign's first change
 
 
