@@ -94,7 +94,9 @@ def rollout(staging: Staging, *args: str, timeout: float = 60) -> subprocess.Com
 
 
 def start_phase2(staging: Staging) -> None:
-    """Phase 2's flags (the ci override: blended_recall 50), audited: the phase starts now."""
+    """Phase 2's flags (the ci override: blended_recall 50), audited: the phase starts now.
+
+    Then both sign-offs phase 2 requires, so the gates can reach GO."""
     for flag, value in (("dual_memory_types", "on"), ("concept_formation", "on")):
         done = rollout(staging, "flags", "set", flag, value, "--phase", "phase2", "--reason", "t")
         assert done.returncode == 0, done.stderr
@@ -102,6 +104,10 @@ def start_phase2(staging: Staging) -> None:
         staging, "flags", "cohort", "blended_recall", "50", "--phase", "phase2", "--reason", "t"
     )
     assert done.returncode == 0, done.stderr
+    # phase 2's sign-off gates ([phases.phase2] signoffs): approved after the phase began.
+    for role in ("service owner", "on-call"):
+        done = rollout(staging, "approve", "phase2", "--role", role, "--by", ACTOR, "--reason", "t")
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def served_flags(staging: Staging) -> dict[str, Any]:
