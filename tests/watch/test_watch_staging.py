@@ -190,3 +190,64 @@ def test_healthy_phase2_with_promote_to_reaches_phase3_flags(
     assert {r["flag"]: r["after"] for r in promoted}["blended_recall"] == 25
     outcome = [r for r in audit if r.get("kind") == "outcome" and r["id"] == promoted[0]["id"]]
     assert [r["status"] for r in outcome] == ["verified"]
+
+
+def drill_look(staging: Staging, out: Path) -> dict[str, Any]:
+    """One look at phase 3's drill gate alone: its gate entry in the record."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "gates", "-m", "phase3", "-k", "chaos_drill",
+            "-p", "no:cacheprovider", f"--rollout-decision-json={out}",
+        ],
+        cwd=ROOT, env=staging.env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.exists(), done.stdout + done.stderr
+    record = json.loads(out.read_text())
+    (entry,) = [g for g in record["gates"] if "chaos_drill" in g["nodeid"]]
+    assert entry["outcome"] == "pass", json.dumps(entry, indent=1)
+    return entry
+
+
+def drill_changes(staging: Staging) -> int:
+    lines = [json.loads(x) for x in staging.audit_log.read_text().splitlines()]
+    return len({r["id"] for r in lines if "chaos drill" in str(r.get("reason", ""))})
+
+
+def drill_lines(staging: Staging) -> list[dict[str, Any]]:
+    lines = [json.loads(x) for x in staging.audit_log.read_text().splitlines()]
+    return [r for r in lines if r.get("kind") == "drill"]
+
+
+def test_the_ramp_drill_runs_once_per_phase_and_later_looks_judge_its_record(
+    staging: Staging, tmp_path: Path
+) -> None:
+    """A drill's restore restarts the phase's evidence, so drilling on every look of a watch
+    would keep the ramp from ever accumulating evidence: later looks reuse the recorded drill."""
+    for percent in ("0", "25"):  # phase 3's flags, freshly: the phase starts at the 25
+        for flag in ("dual_memory_types", "concept_formation"):
+            done = rollout(
+                staging, "flags", "set", flag, "on", "--phase", "phase3", "--reason", "t"
+            )
+            assert done.returncode == 0, done.stderr
+        done = rollout(
+            staging, "flags", "cohort", "blended_recall", percent, "--phase", "phase3",
+            "--reason", "t",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    before, recorded = drill_changes(staging), len(drill_lines(staging))
+    first = drill_look(staging, tmp_path / "first.json")
+    assert drill_changes(staging) == before + 2  # roll back, restore: one drill
+    (drill,) = drill_lines(staging)[recorded:]
+    assert drill["phase"] == "phase3" and drill["recovered_s"] == first["observed"]
+    second = drill_look(staging, tmp_path / "second.json")
+    assert drill_changes(staging) == before + 2  # no second drill in the same phase
+    assert len(drill_lines(staging)) == recorded + 1 and second["observed"] == first["observed"]
+    # A new change into the phase's flags starts the phase again: the next look drills again.
+    for percent in ("0", "25"):
+        done = rollout(
+            staging, "flags", "cohort", "blended_recall", percent, "--phase", "phase3",
+            "--reason", "t",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    drill_look(staging, tmp_path / "third.json")
+    assert drill_changes(staging) == before + 4 and len(drill_lines(staging)) == recorded + 2
