@@ -5,13 +5,12 @@ matplotlib is imported here, when the page is built, through its object-oriented
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from pytest_rollout.campaign.events import Event
+from pytest_rollout.report.plots import png_base64
 
 DECISION_COLOURS = {"GO": "#1a7f37", "HOLD": "#b26b00", "ABORT": "#c62828"}
 LINE_COLOURS = ("#dd8452", "#4c72b0", "#55a868", "#8172b3")
@@ -60,9 +59,7 @@ def share_png(
     axes.grid(alpha=0.3)
     axes.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz=UTC))  # type: ignore[no-untyped-call]
     axes.set_xlabel("time (UTC)")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_base64(fig)
 
 
 def _num(t: float) -> float:

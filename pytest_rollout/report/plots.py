@@ -19,7 +19,7 @@ OTHER_COLOURS = ("#55a868", "#8172b3", "#937860", "#da8bc3")
 THRESHOLD_COLOUR = "#c62828"
 
 
-def _scale(unit: str) -> tuple[float, str]:
+def unit_scale(unit: str) -> tuple[float, str]:
     """Latency in seconds is drawn in milliseconds, ratios in percent (as the text shows them)."""
     if unit == "s":
         return 1000.0, "ms"
@@ -68,7 +68,7 @@ def render_png(
     from matplotlib.dates import DateFormatter
     from matplotlib.figure import Figure
 
-    factor, shown_unit = _scale(unit)
+    factor, shown_unit = unit_scale(unit)
     delta = _delta(cleaned) if threshold_on == "delta" else []
     rows = 2 if delta else 1
     height = 2.6 * rows + 0.6
@@ -128,7 +128,11 @@ def render_png(
     formatter = DateFormatter("%m-%d %H:%M", tz=UTC)  # type: ignore[no-untyped-call]
     axes[-1].xaxis.set_major_formatter(formatter)
     axes[-1].set_xlabel("time (UTC)")
+    return png_base64(fig)
 
+
+def png_base64(fig: Any) -> str:
+    """A matplotlib figure as base64 PNG, for a data: URI (the reports are self-contained)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -8,8 +8,6 @@ changes marked. The current look comes from the run's own record (it is not in t
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -147,13 +145,13 @@ def chart_png(
     from matplotlib.dates import DateFormatter, date2num
     from matplotlib.figure import Figure
 
-    from pytest_rollout.report.plots import _scale
+    from pytest_rollout.report.plots import png_base64, unit_scale
 
     def x(at: float) -> float:
         return float(date2num(datetime.fromtimestamp(at, UTC)))  # type: ignore[no-untyped-call]
 
     unit = next((str(p.get("unit") or "") for p in points), "")
-    factor, shown = _scale(unit)
+    factor, shown = unit_scale(unit)
     fig = Figure(figsize=(7.5, 3.2), dpi=100)
     fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.2)
     ax = fig.subplots()
@@ -194,9 +192,7 @@ def chart_png(
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
     ax.set_xlabel("look time (UTC)")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_base64(fig)
 
 
 def timeline_html(looks: Sequence[Mapping[str, Any]], esc: Callable[[Any], str]) -> str:
