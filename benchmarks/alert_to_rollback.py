@@ -51,6 +51,11 @@ PHASE1_FLAGS = {
     'engram_feature_flag{flag="blended_recall"}': 0.0,
 }
 GOAL_S = 60.0
+TRAFFIC_NOTE = (
+    "closed loop, one client thread per cohort: once treatment recalls take 80 ms longer, that "
+    "thread also sends fewer, so the slow recalls take longer to reach 1 % of the 2-minute p99 "
+    "window than under open-loop production traffic (onset -> pending includes that)"
+)
 
 
 @dataclasses.dataclass
@@ -214,6 +219,7 @@ def main() -> None:
             "sink": "rollout serve --rollout-env ci --rollout-flags flagd-file:<the stack's "
             "flags> (verified rollback to [phases.phase2.rollback])",
             "flag_off": "the audit log's outcome line (status verified, after the read-back)",
+            "traffic": TRAFFIC_NOTE,
         }
     else:
         setup = {

@@ -86,12 +86,6 @@ class Rig:
             and a["state"] in states
         ]
 
-    def alertmanager_alerts(self) -> list[dict[str, Any]]:
-        """Abort alerts Alertmanager holds now (its API v2: fingerprint, labels, status)."""
-        answer = requests.get(f"{self.alertmanager.url}/api/v2/alerts", timeout=5)
-        answer.raise_for_status()
-        return [a for a in answer.json() if a["labels"].get("alertname") == ALERT]
-
     def audit(self) -> list[dict[str, Any]]:
         if not self.audit_log.exists():
             return []

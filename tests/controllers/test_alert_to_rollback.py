@@ -27,7 +27,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 
 
 def notification_of(alert: dict[str, Any]) -> dict[str, Any]:
-    """Alertmanager's webhook payload (version 4) for one alert of its API v2, as re-sent."""
+    """Alertmanager's webhook payload (version 4) re-sending the alert serve recorded."""
     return {
         "version": "4",
         "groupKey": f'{{}}/{{rollout_action="abort"}}:{{alertname="{ALERT}", phase="{PHASE}"}}',
@@ -35,16 +35,16 @@ def notification_of(alert: dict[str, Any]) -> dict[str, Any]:
         "receiver": "rollout-serve",
         "groupLabels": {"alertname": ALERT, "phase": PHASE},
         "commonLabels": alert["labels"],
-        "commonAnnotations": alert["annotations"],
+        "commonAnnotations": {},
         "externalURL": "http://127.0.0.1",
         "alerts": [
             {
                 "status": "firing",
                 "labels": alert["labels"],
-                "annotations": alert["annotations"],
+                "annotations": {},
                 "startsAt": alert["startsAt"],
                 "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": alert.get("generatorURL", ""),
+                "generatorURL": "",
                 "fingerprint": alert["fingerprint"],
             }
         ],
@@ -68,17 +68,15 @@ def test_chaos_latency_in_treatment_rolls_phase2_back_once(live: Rig) -> None:
     assert live.serve.get(f"/v1/phases/{PHASE}/decision").status == 404
 
     live.client.chaos(latency_ms=CHAOS_LATENCY_MS, error_rate=0.0, duration_s=300)
-    # Kept while Alertmanager holds it (the rollback resolves it): the replay below re-sends it.
-    delivered: list[dict[str, Any]] = wait_until(
-        f"{ALERT} in Alertmanager", live.alertmanager_alerts, timeout_s=150
-    )
+    # Prometheus -> Alertmanager -> serve: for 10s, 1 s evaluation, 1 s group wait, then the
+    # rollback; minutes of slack for a loaded machine.
     decision = wait_until(
         f"serve's {PHASE} decision",
         lambda: (
             live.serve.get(f"/v1/phases/{PHASE}/decision").status == 200
             and live.serve.get(f"/v1/phases/{PHASE}/decision").json()
         ),
-        timeout_s=60,
+        timeout_s=180,
     )
     live.client.clear_chaos()
 
@@ -88,6 +86,7 @@ def test_chaos_latency_in_treatment_rolls_phase2_back_once(live: Rig) -> None:
     assert ALERT in decision["reason"], decision["reason"]
     record = decision["record"]
     assert record["source"] == "alert" and record["alert"]["name"] == ALERT
+    assert record["alert"]["fingerprint"]  # Alertmanager's: it came through Alertmanager
     assert record["alert"]["labels"]["trigger"] == "p99_delta_abort_s"
     assert record["actions"][0]["result"] == "verified", record["actions"]
 
@@ -102,7 +101,7 @@ def test_chaos_latency_in_treatment_rolls_phase2_back_once(live: Rig) -> None:
 
     # Alertmanager re-sends a firing alert every repeat_interval: the same one must not roll
     # back again (nor count, nor write the audit log).
-    replay = live.serve.post("/v1/alertmanager", notification_of(delivered[0]), token=TOKEN)
+    replay = live.serve.post("/v1/alertmanager", notification_of(record["alert"]), token=TOKEN)
     assert replay.status == 200
     assert [a["result"] for a in replay.json()["alerts"]] == ["already rolled back"]
     assert len([line for line in live.audit() if line["kind"] == "change"]) == 1
@@ -110,14 +109,17 @@ def test_chaos_latency_in_treatment_rolls_phase2_back_once(live: Rig) -> None:
 
 
 def test_the_service_runs_the_rolled_back_flags(live: Rig) -> None:
-    # The rollback went to the file the service reads: its treatment spaces are control now.
+    # The rollback went to the file the service reads: its gauges say phase 1 now (the rules
+    # are evaluated every second, after the scrape: hence a wait, not a single query).
     wait_until(
-        "engram_feature_flag{flag=blended_recall} == 0 scraped",
-        lambda: live.stack.query('engram_feature_flag{flag="blended_recall"} == 0'),
-        timeout_s=30,
+        "the service's flags scraped as phase 1, phase 2 no longer active",
+        lambda: (
+            live.stack.query('engram_feature_flag{flag="blended_recall"} == 0')
+            and live.stack.query('job:rollout_phase:active{phase="phase1"}')
+            and not live.stack.query(f'job:rollout_phase:active{{phase="{PHASE}"}}')
+        ),
+        timeout_s=60,
     )
-    assert not live.stack.query(f'job:rollout_phase:active{{phase="{PHASE}"}}')
-    assert live.stack.query('job:rollout_phase:active{phase="phase1"}')
 
 
 def test_serve_refuses_the_webhook_without_the_token(live: Rig) -> None:
