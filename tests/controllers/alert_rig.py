@@ -198,7 +198,11 @@ def rig(
             "phase2 live, with the p99 of both cohorts recorded",
             lambda: (
                 stack.query(f'job:rollout_phase:active{{phase="{PHASE}"}}')
-                and len(stack.query("job_group:engram_recall_duration_seconds:p99_rate2m")) == 2
+                and {
+                    r["metric"].get("group")
+                    for r in stack.query("job_group:engram_recall_duration_seconds:p99_rate2m")
+                }
+                >= {"treatment", "control"}
             ),
             timeout_s=120,
             poll_s=1,
