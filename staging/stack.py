@@ -117,20 +117,39 @@ class StackState:
         return StackState(**data)
 
 
-def prometheus_config(engram_port: int, repo_root: Path, baseline_port: int = 0) -> str:
+def prometheus_config(
+    engram_port: int,
+    repo_root: Path,
+    baseline_port: int = 0,
+    *,
+    alertmanager: str = "",
+    evaluation_interval: str = "1s",
+    scrape_interval: str = "1s",
+) -> str:
     """Scrape every second; load the alert rules that ``rollout render`` writes into the repo.
 
     Each replica's series carry ``replica`` as a target label. Of the twin only the process
     metrics are kept: its engram_* series (all spaces in control, its flags off) would otherwise
-    join every sum the gates and alert rules take over the service.
+    join every sum the gates and alert rules take over the service. With ``alertmanager``
+    (host:port) firing alerts go there; the intervals are for measuring alert latency at
+    production settings (benchmarks/alert_to_rollback.py).
     """
     config = (
         "global:\n"
-        "  scrape_interval: 1s\n"
+        f"  scrape_interval: {scrape_interval}\n"
         "  scrape_timeout: 1s\n"
-        "  evaluation_interval: 1s\n"
+        f"  evaluation_interval: {evaluation_interval}\n"
         "rule_files:\n"
         f"  - {json.dumps(str(repo_root / RULES_GLOB))}\n"
+    )
+    if alertmanager:
+        config += (
+            "alerting:\n"
+            "  alertmanagers:\n"
+            "    - static_configs:\n"
+            f"        - targets: [{json.dumps(alertmanager)}]\n"
+        )
+    config += (
         "scrape_configs:\n"
         f"  - job_name: {SCRAPE_JOB}\n"
         "    static_configs:\n"
@@ -382,6 +401,9 @@ class Stack:
         formation_interval_s: float = 10.0,
         timeout_s: float = 60.0,
         twin: bool = True,
+        alertmanager: str = "",
+        evaluation_interval: str = "1s",
+        scrape_interval: str = "1s",
         say: Callable[[str], None] = print,
     ) -> Stack:
         """Start the stack in ``workdir`` and return once Prometheus holds a first scrape.
@@ -390,6 +412,7 @@ class Stack:
         ``initial_flags`` over the defaults (all off, blended_recall 0 %, semantic_weight 0.3).
         With ``twin`` the baseline replica starts too, on ``workdir/baseline-flags.json``
         (rewritten with the defaults: phase 0's flags) and ``workdir/baseline-data``.
+        ``alertmanager`` (host:port) and the intervals go into its Prometheus config.
         Data in ``workdir/data`` and ``workdir/baseline-data`` is kept across runs. Refuses while the recorded stack runs;
         if only one of its processes still runs, stops it first and tells ``say``.
         """
@@ -433,7 +456,12 @@ class Stack:
         config_path = workdir / "prometheus.yml"
         config_path.write_text(
             prometheus_config(
-                engram_port, Path(repo_root).resolve(), twin_state.get("baseline_port", 0)
+                engram_port,
+                Path(repo_root).resolve(),
+                twin_state.get("baseline_port", 0),
+                alertmanager=alertmanager,
+                evaluation_interval=evaluation_interval,
+                scrape_interval=scrape_interval,
             )
         )
         state = StackState(

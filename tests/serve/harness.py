@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_rollout.net import free_port
-from tests.serve.clients import request
+from tests.serve.clients import Answer, request
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3rve-t0ken-never-shown"
@@ -53,11 +53,11 @@ class Server:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def post(self, path: str, body: object = None, *, token: str | None = TOKEN):
+    def post(self, path: str, body: object = None, *, token: str | None = TOKEN) -> Answer:
         data = json.dumps(body).encode() if body is not None else None
         return request(self.url + path, body=data, token=token)
 
-    def get(self, path: str):
+    def get(self, path: str) -> Answer:
         return request(self.url + path, method="GET")
 
 
