@@ -34,10 +34,14 @@ def gates_dir(config: RolloutConfig) -> Path:
 
 
 def gates_commit(directory: Path) -> str | None:
-    """``git -C directory rev-parse HEAD``, or None when it is not a git checkout."""
+    """The last commit that changed the gates directory, or None outside a git checkout.
+
+    Not HEAD: a commit elsewhere in the repository (a doc, another service) leaves the gates as
+    they were, so it must not void their sign-offs; any commit that changes them does.
+    """
     try:
         done = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "--verify", "HEAD"],
+            ["git", "-C", str(directory), "log", "-1", "--format=%H", "--", "."],
             capture_output=True,
             text=True,
             timeout=30,
@@ -121,7 +125,7 @@ def _gate(
     if commit is None:
         reason = (
             f"cannot tie a sign-off to the gates: {gates_dir(context.config)} is not a git "
-            "checkout (`git rev-parse HEAD` failed); run the gates from a git checkout, "
+            "checkout (`git log -1 -- <gates dir>` found no commit); run the gates from a git checkout, "
             f"commit them, then {approve_command(phase, role)}"
         )
         return GateResult(nodeid, "criterion", "inconclusive", reason, record)

@@ -217,3 +217,25 @@ def test_the_signoff_gates_go_under_xdist_too(checkout: Path) -> None:
     status, record = gates(checkout, since, "-n", "2")
     assert (status, record["decision"]) == (0, "GO"), record["reason"]
     assert {g["outcome"] for g in signoffs_of(record).values()} == {"pass"}
+
+
+def test_the_gates_commit_is_the_last_commit_that_changed_the_gates(tmp_path: Path) -> None:
+    """A commit elsewhere in the repository keeps the sign-offs; a change to the gates voids them."""
+    from pytest_rollout.signoffs import gates_commit
+
+    gates_dir = tmp_path / "gates"
+    gates_dir.mkdir()
+    (gates_dir / "rollout.toml").write_text("[rollout]\n")
+    assert gates_commit(gates_dir) is None  # not a checkout
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "gates")
+    first = gates_commit(gates_dir)
+    assert first == git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "README.md").write_text("docs\n")
+    git(tmp_path, "add", "README.md")
+    git(tmp_path, "commit", "-qm", "docs only")
+    assert gates_commit(gates_dir) == first != git(tmp_path, "rev-parse", "HEAD")
+    (gates_dir / "rollout.toml").write_text("[rollout]\n# changed\n")
+    git(tmp_path, "commit", "-qam", "gates changed")
+    assert gates_commit(gates_dir) == git(tmp_path, "rev-parse", "HEAD") != first
