@@ -34,8 +34,10 @@ SUBCOMMANDS: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollout",
-        description="Operate a progressive rollout: flags, soak runs, baselines, monitoring "
-        "rendering, decision-record verification. "
+        description="Operate a progressive rollout: flags, soak runs, baselines, rendered "
+        "monitoring and controller manifests, decision-record verification, sign-offs and the "
+        "audit chain, the campaign report, and gates that run themselves (`watch` on a "
+        "schedule, `serve` for Argo Rollouts, Flagger and Alertmanager). "
         "Gates themselves run with `pytest gates -m PHASE`.",
     )
     parser.add_argument("--version", action="version", version=f"pytest-rollout {__version__}")

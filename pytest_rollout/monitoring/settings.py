@@ -6,6 +6,7 @@ schema.  Every problem is a :class:`ConfigError` naming the file, the key and th
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -157,7 +158,9 @@ def _slo(source: str, raw: Mapping[str, Any]) -> Slo:
     r.check_keys(_SLO_KEYS)
     objective = r.get("latency_objective_s")
     if objective is not None and (
-        isinstance(objective, bool) or not isinstance(objective, int | float) or objective <= 0
+        isinstance(objective, bool)
+        or not isinstance(objective, int | float)
+        or not 0 < objective < math.inf  # written so NaN fails too
     ):
         r.fail("latency_objective_s", objective, "seconds > 0 (a bucket bound)")
     slo = Slo(

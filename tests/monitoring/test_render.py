@@ -232,6 +232,11 @@ def test_dashboards_have_stable_uids_and_only_contract_or_rendered_series() -> N
 
 
 BAD_MONITORING = [  # (text in rollout.toml, replaced by, expected in the message)
+    (  # TOML's nan is a float: it must not pass as a latency objective
+        "latency_objective_s = 0.05",
+        "latency_objective_s = nan",
+        "slo.latency_objective_s = nan: expected seconds > 0",
+    ),
     (
         'alert_prefix = "Engram"',
         'alert_prefix = "Engram"\nbogus = 1',
