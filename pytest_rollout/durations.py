@@ -51,3 +51,12 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def format_elapsed(seconds: float) -> str:
+    """How long something has run, for people: ``0s`` under half a second, else like
+    :func:`format_duration`. Elapsed time can be zero (a look right after the phase began);
+    a configured duration cannot, which is why ``format_duration`` refuses it."""
+    if not seconds >= 0.0:  # also NaN
+        raise ValueError(f"elapsed time must be zero or more, got {seconds}")
+    return format_duration(seconds) if round(seconds) >= 1 else "0s"

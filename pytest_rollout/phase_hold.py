@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_rollout.context import RolloutContext
 from pytest_rollout.decision import GateResult
-from pytest_rollout.durations import format_duration
+from pytest_rollout.durations import format_duration, format_elapsed
 from pytest_rollout.instants import rfc3339
 
 
@@ -67,10 +67,10 @@ def _min_hold_gate(
     ends = rfc3339(since + min_hold_s)
     if ran < min_hold_s:
         reason = (
-            f"{phase_key} has run {format_duration(max(ran, 0.0))} of its min_hold {hold} "
+            f"{phase_key} has run {format_elapsed(max(ran, 0.0))} of its min_hold {hold} "
             f"(since {rfc3339(since)}, {start.source}); no GO before {ends}: the phase must "
             "cover a full cycle of traffic"
         )
         return GateResult(nodeid, "criterion", "inconclusive", reason, record)
-    reason = f"{phase_key} has run {format_duration(ran)}, at least its min_hold {hold}"
+    reason = f"{phase_key} has run {format_elapsed(ran)}, at least its min_hold {hold}"
     return GateResult(nodeid, "criterion", "pass", reason, record)

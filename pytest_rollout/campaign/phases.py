@@ -14,7 +14,7 @@ from typing import Any
 
 from pytest_rollout.campaign.collect import Campaign, RecordEntry
 from pytest_rollout.campaign.events import Event, seconds
-from pytest_rollout.durations import format_duration
+from pytest_rollout.durations import format_elapsed
 
 NOT_RECORDED = "not recorded"
 # The key figures of the post-rollout analysis: (label, pattern on a gate's metric or node id).
@@ -102,7 +102,7 @@ def summaries(campaign: Campaign, events: list[Event]) -> list[PhaseSummary]:
             summary.last_decision_at = final.at
         start, end = seconds(summary.started), seconds(summary.last_decision_at)
         if not math.isnan(start) and not math.isnan(end) and end >= start:
-            summary.held = format_duration(end - start)
+            summary.held = format_elapsed(end - start)
         summary.reports = [
             (f"{e.decision} {e.at}", found)
             for e in summary.records

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_rollout._state import RunView
-from pytest_rollout.durations import format_duration
+from pytest_rollout.durations import format_elapsed
 from pytest_rollout.instants import parse_instant
 from pytest_rollout.redact import REDACTED, Redactor, is_secret_name
 from pytest_rollout.report import provenance, render, results
@@ -211,6 +211,6 @@ def _timeline_section(record: Mapping[str, Any], esc: Callable[[Any], str]) -> s
 
 def _length(window: dict[str, str]) -> str:
     try:
-        return format_duration(parse_instant(window["end"]) - parse_instant(window["start"]))
+        return format_elapsed(parse_instant(window["end"]) - parse_instant(window["start"]))
     except (KeyError, ValueError):
         return "?"

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_rollout.config import ConfigError, RolloutConfig, parse_config
+from pytest_rollout.durations import format_elapsed
 from pytest_rollout.instants import rfc3339
 from tests.core.helpers import gate_module, gate_source, output, read_record, run_gates
 
@@ -624,3 +625,12 @@ def test_hypothesis_generator_reaches_valid_configs() -> None:
     config = parse_config(tomllib.loads(to_toml(doc)), "generated.toml")
     assert config.phase("phase2", "staging").window_s == 300.0
     assert config.threshold("p99_delta_s", "phase2") == 0.01
+
+
+def test_elapsed_time_formats_zero_and_refuses_negative_or_nan() -> None:
+    assert [format_elapsed(s) for s in (0.0, 0.49, 0.6, 59.6, 3600.0)] == [
+        "0s", "0s", "1s", "1m", "1h",
+    ]  # fmt: skip
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="zero or more"):
+            format_elapsed(bad)

@@ -68,6 +68,19 @@ def test_min_hold_keeps_a_young_phase_on_hold(pytester: pytest.Pytester) -> None
     assert record["evidence_kind"] == "phase"
 
 
+@pytest.mark.parametrize("ran_s", [0.2, 0.49])
+def test_a_phase_that_just_began_holds_without_crashing(
+    pytester: pytest.Pytester, ran_s: float
+) -> None:
+    # measured in CI: a look 0.206 s after the phase's first flag change crashed the plugin in
+    # pytest_sessionfinish (format_duration refused a duration that rounds to 0 s), so no record
+    ret, record = _run(pytester, PASSING_GATE, f"{OPT_SINCE}={AT - ran_s}")
+    assert ret == 1 and record["decision"] == "HOLD"
+    (hold,) = [g for g in record["gates"] if g["nodeid"] == "rollout::min_hold[phase2]"]
+    assert hold["outcome"] == "inconclusive"
+    assert "has run 0s of its min_hold 1d" in hold["reason"]
+
+
 def test_a_phase_past_its_hold_can_go(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
