@@ -23,6 +23,7 @@ import pytest
 
 from pytest_rollout.durations import format_duration
 from pytest_rollout.flags.audit import AuditedChange, AuditLog, reconcile
+from pytest_rollout.flags.audit_chain import verify_chain
 from pytest_rollout.flags.base import FlagBackendError
 from pytest_rollout.instants import parse_instant, rfc3339
 from pytest_rollout.outcomes import Inconclusive
@@ -194,6 +195,14 @@ def _from_audit_log(
             f"flag audit log {shown} has lines that are not audit records ({lines}): a flag "
             "change written there is missing from the history, so the phase start cannot be "
             "trusted; repair or restore them (`rollout flags history --strict` lists them), "
+            f"or pass {OPT_SINCE}",
+        )
+    chain = verify_chain(path)
+    if not chain.ok:  # an edit that keeps valid JSON, e.g. a backdated change, shows only here
+        return _log_problem(
+            shown,
+            f"flag audit log {shown} cannot be trusted: its hash chain is broken at line "
+            f"{chain.broken_line} ({chain.problem}); see `rollout audit verify {shown}`, "
             f"or pass {OPT_SINCE}",
         )
     outcome_times = {

@@ -102,8 +102,8 @@ def verify_chain(path: Path) -> ChainReport:
     for index in range(legacy):
         seen.setdefault(hashes[index], index + 1)
     later = {h: i + 1 for i, h in reversed(list(enumerate(hashes)))}
-    fix = "restore the log from a backup or find who changed it; `rollout flags history` and "
-    fix += "sign-off gates do not trust it until then"
+    fix = "restore the log from a backup or find who changed it; `rollout flags history`, "
+    fix += "sign-off gates and the phase start do not trust it until then"
     for index in range(legacy, count):
         number = index + 1
         value = values[index]

@@ -322,6 +322,26 @@ def test_a_corrupt_audit_log_is_a_problem_naming_the_file_not_a_fall_through(
     assert "line 2: not valid JSON" in start.problem
 
 
+def test_an_edited_audit_log_is_a_problem_not_an_earlier_start(tmp_path: Path) -> None:
+    """Backdating the change that began the phase would let it pass min_hold early: the edited
+    line is valid JSON, so only the hash chain shows it."""
+    controller = _controller(tmp_path)
+    path = default_audit_path(controller.path)
+    _timed_set(controller, "concept_formation", True)
+    _timed_set(controller, "blended_recall", 5)
+    at = time.time()
+    honest = _resolve(at=at, audit_log=path)
+    assert honest.problem is None and honest.since is not None
+    text = path.read_text()
+    stamps = sorted({line.split('"time": "')[1][:24] for line in text.splitlines()})
+    path.write_text(text.replace(stamps[-1][:4], "2020"))  # every time of the phase: year 2020
+    start = _resolve(at=at, audit_log=path)
+    assert (start.since, start.source) == (None, "audit-log")
+    assert start.problem is not None
+    assert f"flag audit log {path} cannot be trusted: its hash chain is broken" in start.problem
+    assert f"rollout audit verify {path}" in start.problem and OPT_SINCE in start.problem
+
+
 def test_an_unreadable_audit_log_is_a_problem_naming_the_file(tmp_path: Path) -> None:
     directory = tmp_path / "audit.jsonl"
     directory.mkdir()  # root reads any file: a directory in its place cannot be read by anyone
