@@ -2,7 +2,8 @@
 
 Exit status: 0 when every soak criterion passed (no restart, failures within limit, RSS growth
 under the limit), 1 when one failed or could not be decided (HOLD), 3 when the load generator
-itself failed.  ``--join HOST:PORT`` runs only Locust workers for a master on another machine.
+itself failed (with ``--join``: also when no master answered within ``--expect-workers-timeout``).
+``--join HOST:PORT`` runs only Locust workers for a master on another machine.
 """
 
 from __future__ import annotations
@@ -54,7 +55,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="HOST[:PORT]",
         help="run only --workers (default 1) workers for a master elsewhere",
     )
-    dist.add_argument("--expect-workers-timeout", default="2m")
+    dist.add_argument(
+        "--expect-workers-timeout",
+        default="2m",
+        help="how long the master waits for its workers, and --join workers for the master "
+        "(then exit 3)",
+    )
     src = p.add_argument_group("where the target's RSS/CPU come from (pick one)")
     src.add_argument("--target-pid", type=int, help="a local process, read through /proc")
     src.add_argument("--target-metrics", help="the target's Prometheus text endpoint URL")
@@ -102,7 +108,14 @@ def run(args: argparse.Namespace) -> int:
     workdir = args.workdir or (args.out.parent / (args.out.stem + "-logs"))
     if args.join:
         host, _, port = args.join.partition(":")
-        return run_workers(args.locustfile, host, int(port or 5557), max(args.workers, 1), workdir)
+        try:
+            timeout_s = _seconds(args.expect_workers_timeout)
+        except ValueError as exc:
+            print(f"rollout soak: --expect-workers-timeout: {exc}", file=sys.stderr)
+            return 2
+        return run_workers(
+            args.locustfile, host, int(port or 5557), max(args.workers, 1), workdir, timeout_s
+        )
     if not args.target:
         print("rollout soak: --target is required (unless --join)", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from pytest_rollout.durations import format_duration
 from pytest_rollout.load.events import DriverEvents, format_hms, format_number
 from pytest_rollout.load.result import SoakResult
 from pytest_rollout.load.soak_config import SoakConfig
@@ -288,11 +289,18 @@ class _ProcessGroup:
 
 
 def run_workers(
-    locustfile: Path, master_host: str, master_port: int, count: int, workdir: Path
+    locustfile: Path,
+    master_host: str,
+    master_port: int,
+    count: int,
+    workdir: Path,
+    connect_timeout_s: float = 120.0,
 ) -> int:
     """Run ``count`` Locust workers for a master on another machine until it quits.
 
     The same locustfile must be on both machines; the master tells workers the target and users.
+    Returns 3 when a worker has not reached the master within ``connect_timeout_s`` (Locust
+    itself would retry for minutes, looking like a running soak) or exits before reaching it.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -302,6 +310,7 @@ def run_workers(
         "--locustfile", str(Path(locustfile).resolve()),
         "--master-host", master_host, "--master-port", str(master_port),
     ]  # fmt: skip
+    address = f"{master_host}:{master_port}"
     with ExitStack() as stack:
         logs = [
             stack.enter_context(open(workdir / f"locust-worker-{index}.log", "wb"))
@@ -309,8 +318,15 @@ def run_workers(
         ]
         # Only reaps workers left behind by an error: they are waited for below.
         workers = stack.enter_context(_ProcessGroup(grace_s=0.0))
-        procs = [workers.start(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env) for log in logs]
-        sys.stderr.write(f"[rollout soak] {count} worker(s) joined {master_host}:{master_port}\n")
+        procs = [workers.start(cmd, stdout=subprocess.PIPE, stderr=log, env=env) for log in logs]
+        joined = [_ready_event(proc) for proc in procs]
+        problem = _wait_joined(procs, joined, connect_timeout_s, address, logs)
+        if problem:
+            for proc in procs:
+                proc.terminate()
+            sys.stderr.write(f"rollout soak: {problem}\n")
+            return 3
+        sys.stderr.write(f"[rollout soak] {count} worker(s) joined the master at {address}\n")
         try:
             codes = [proc.wait() for proc in procs]
         except KeyboardInterrupt:
@@ -318,3 +334,46 @@ def run_workers(
                 proc.terminate()
             codes = [proc.wait() for proc in procs]
     return max((abs(c) for c in codes), default=0)
+
+
+def _ready_event(proc: subprocess.Popen[bytes]) -> threading.Event:
+    """Set when the worker's driver says it is ``ready``: Locust's worker runner exists only
+    once the master answered.  The thread drains the driver's stdout to its end."""
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if b'"event":"ready"' in line:
+                ready.set()
+
+    threading.Thread(target=read, name=f"locust-worker-{proc.pid}", daemon=True).start()
+    return ready
+
+
+def _wait_joined(
+    procs: Sequence[subprocess.Popen[bytes]],
+    joined: Sequence[threading.Event],
+    timeout_s: float,
+    address: str,
+    logs: Sequence[IO[bytes]],
+) -> str:
+    """Wait until every worker reached the master: "" then, else why not and what to do."""
+    deadline = time.monotonic() + timeout_s
+    while not all(event.is_set() for event in joined):
+        for proc, event, log in zip(procs, joined, logs, strict=True):
+            # (the reader may not have seen a "ready" written just before the exit: wait for it)
+            if proc.poll() is not None and not event.wait(1.0):
+                return (
+                    f"a worker exited ({proc.returncode}) before reaching the master at "
+                    f"{address}; see {log.name}"
+                )
+        if time.monotonic() > deadline:
+            waited = format_duration(timeout_s)
+            return (
+                f"no master answered at {address} within {waited} (--expect-workers-timeout): "
+                "start the master first (`rollout soak --remote-workers N --master-bind 0.0.0.0 "
+                "--master-port PORT ...`), or check HOST:PORT and the firewall between them"
+            )
+        time.sleep(0.1)
+    return ""
