@@ -68,7 +68,8 @@ def required_sample_size(
     """Smallest n per group with ``power`` to prove a delta is more than ``distance`` from the
     bound (e.g. the margin when the true delta is 0); ``ratio`` = n_control / n_treatment.
 
-    For a two-sided equivalence both bounds must clear, so power is split between them.
+    For a two-sided equivalence both bounds must clear, so power is split between them (not
+    with ``rates``, whose search proves the upper bound only: that combination is refused).
 
     ``rates=(p_control, p_treatment)``: for error rates, pass the true rates (then the sds are
     not used). The n is then searched on the exact interval the gate computes (Miettinen-Nurminen
@@ -81,6 +82,11 @@ def required_sample_size(
         raise ValueError(f"distance must be a positive number, got {distance}")
     if not 0 < power < 1:
         raise ValueError(f"power must be in (0, 1), got {power}")
+    if rates is not None and two_sided_equivalence:
+        raise ValueError(
+            "two_sided_equivalence is not supported with rates=: the rate search proves the "
+            "upper bound only (an error rate's criterion is one-sided); drop one of them"
+        )
     target = 1.0 - (1.0 - power) / 2.0 if two_sided_equivalence else power
 
     def ok(n_t: float) -> bool:

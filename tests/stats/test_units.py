@@ -129,6 +129,15 @@ def test_required_sample_size_matches_the_textbook_formula() -> None:
     assert stats.power(1.0, 1.0, size.n_control, size.n_treatment, 0.2) >= 0.8
 
 
+def test_required_sample_size_refuses_equivalence_for_rates() -> None:
+    # rates= searches the upper bound alone: asked for a two-sided equivalence it used to return
+    # the one-sided n, with less power than the explanation claimed
+    with pytest.raises(ValueError, match="two_sided_equivalence.*rates"):
+        stats.required_sample_size(
+            0.0, 0.0, 0.001, rates=(0.002, 0.002), two_sided_equivalence=True
+        )
+
+
 def test_noninferiority_verdicts_and_explanation() -> None:
     rng = np.random.default_rng(11)
     from tests.stats.simulate import bucket_probs
