@@ -1,11 +1,16 @@
 """Memory-leak detection: the RSS trend of a soak run, in percent per hour, with its uncertainty.
 
-An ordinary least-squares line through the post-warm-up RSS samples gives the slope.  Its standard
-error is the larger of the classic one and a Newey-West (HAC) one, because RSS samples taken a
-second apart are strongly autocorrelated (allocator arenas grow in steps) and the classic error
-would then be far too small: a too-narrow interval turns "could not tell" into "passed".  The
-interval is also never narrower than what the source can resolve: one RSS quantum (a page) over
-the whole run, so a flat line of identical samples does not claim infinite precision.
+RSS noise comes in two kinds that need different intervals.  Stationary noise (allocator churn,
+GC cycles around a level) suits a regression line: the slope is fitted by feasible GLS for the
+noise's AR(1) coefficient, with a Newey-West sandwich for the rest of its autocorrelation.  Noise
+that persists (arenas grow and shrink in steps that stay) is a random walk: there a regression
+line's interval is far too narrow, and a too-narrow interval turns "could not tell" into "passed"
+or into a false leak.  An augmented Dickey-Fuller test on the detrended samples picks the model,
+and random-walk noise is assumed unless the test rejects it at 1 % (fail closed): the slope is then
+the drift of the differences, with a Newey-West variance.  Measured by simulation at the limit
+(tests/load/test_leak_error_rates.py, benchmarks/leak_error_rates.py).  The interval is also never
+narrower than what the source can resolve: one RSS quantum (a page) over the whole run, so a flat
+line of identical samples does not claim infinite precision.
 
 Gate rule: below the minimum duration (:func:`min_leak_duration_s`) inconclusive, whatever the
 slope; then pass only when the upper bound is under the limit; fail when the lower bound is above
@@ -35,6 +40,15 @@ WARMUP_RESIDUE_PCT = 1.0
 _STEP_SLOPE_FACTOR = 1.5
 
 _HOUR = 3600.0
+
+#: The augmented Dickey-Fuller test on the detrended RSS picks the noise model. Only when it
+#: rejects a unit root at 1 % (MacKinnon's asymptotic critical value with a trend) is the noise
+#: treated as stationary; otherwise RSS may wander like a random walk (allocator steps that
+#: persist), where an OLS slope's Newey-West interval is far too narrow (measured: 42 % false
+#: passes and 40 % false fails at the limit, benchmarks/results/leak_error_rates.json).
+ADF_CRITICAL = -3.96
+KPSS_CRITICAL = 0.146  # KPSS with a trend, 5 %
+ADF_MIN_ROWS = 20  # fewer rows in the ADF regression: random-walk noise is assumed (fail closed)
 
 
 class InsufficientData(ValueError):
@@ -102,14 +116,20 @@ def estimate_leak(
 
     x = times - times.mean()
     sxx = float(np.dot(x, x))
-    slope = float(np.dot(x, rss - rss.mean()) / sxx)
-    intercept_at_start = float(rss.mean() + slope * (times.min() - times.mean()))
-    residuals = rss - (rss.mean() + slope * x)
-
-    classic_var = float(np.dot(residuals, residuals)) / (n - 2) / sxx
-    hac_var = _newey_west_slope_var(x, residuals, sxx) * n / (n - 2)
-    se = math.sqrt(max(classic_var, hac_var))
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 2)) * se
+    ols_slope = float(np.dot(x, rss - rss.mean()) / sxx)
+    intercept_at_start = float(rss.mean() + ols_slope * (times.min() - times.mean()))
+    residuals = rss - (rss.mean() + ols_slope * x)
+    lags = _lags(n)
+    stat = _adf_statistic(residuals, lags)
+    kpss = _kpss_statistic(residuals, lags)
+    if stat is not None and stat < ADF_CRITICAL and kpss < KPSS_CRITICAL:
+        slope, var, df = _stationary_fit(times, rss, x, sxx, ols_slope, residuals, lags)
+        model = f"stationary noise (ADF {stat:.2f} < {ADF_CRITICAL})"
+    else:
+        slope, var, df = _unit_root_fit(times, rss, lags)
+        why = f"ADF {stat:.2f} >= {ADF_CRITICAL}" if stat is not None else "too few samples"
+        model = f"random-walk noise not ruled out ({why}): drift of the differences"
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, df)) * math.sqrt(var)
     floor = resolution_bytes / duration
     half = max(half, floor)
 
@@ -125,22 +145,106 @@ def estimate_leak(
         ci_pct_per_hour=((slope - half) * to_pct_h, (slope + half) * to_pct_h),
         confidence=confidence,
         resolution_pct_per_hour=floor * to_pct_h,
-        method="OLS slope, max(classic, Newey-West HAC) standard error, t interval",
+        method=f"{model}; t interval",
     )
 
 
-def _newey_west_slope_var(
-    x: npt.NDArray[np.float64], e: npt.NDArray[np.float64], sxx: float
-) -> float:
-    """HAC variance of the OLS slope with Bartlett weights and lag ceil(n^(1/3))."""
-    u = x * e
-    n = u.size
-    lags = min(n - 1, math.ceil(n ** (1.0 / 3.0)))
+def _lags(n: int) -> int:
+    """Autocorrelation lags: Newey-West's bandwidth and the ADF regression's lagged differences."""
+    return int(max(1, min(n // 4, math.ceil(float(n) ** (1.0 / 3.0)))))
+
+
+def _bartlett(u: npt.NDArray[np.float64], lags: int) -> float:
+    """Long-run sum of squares of ``u`` (Newey-West, Bartlett weights)."""
     s = float(np.dot(u, u))
+    for lag in range(1, min(lags, u.size - 1) + 1):
+        s += 2.0 * (1.0 - lag / (lags + 1.0)) * float(np.dot(u[lag:], u[:-lag]))
+    return max(s, 0.0)
+
+
+def _kpss_statistic(e: npt.NDArray[np.float64], lags: int) -> float:
+    """KPSS statistic of the detrended residuals: large when they wander (a random walk part)."""
+    partial = np.cumsum(e)
+    long_run = _bartlett(e, lags) / e.size
+    if not long_run > 0.0:
+        return 0.0
+    return float(np.dot(partial, partial)) / (e.size**2 * long_run)
+
+
+def _adf_statistic(e: npt.NDArray[np.float64], lags: int) -> float | None:
+    """Augmented Dickey-Fuller t statistic of the detrended residuals (None: too few samples,
+    or no spread). Strongly negative rejects a unit root: the noise is stationary."""
+    scale = float(np.std(e))
+    if not scale > 0.0:
+        return None  # an exact line: nothing to tell the noise models apart
+    e = e / scale  # the statistic does not depend on the scale; the matrix condition does
+    d = np.diff(e)
+    y = d[lags:]
+    if y.size < ADF_MIN_ROWS:
+        return None
+    columns = [e[lags:-1], *(d[lags - j : d.size - j] for j in range(1, lags + 1))]
+    design = np.column_stack([*columns, np.ones(y.size)])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    dof = y.size - design.shape[1]
+    gram = design.T @ design
+    if dof <= 0 or np.linalg.cond(gram) > 1e12:
+        return None  # e.g. residuals that are rounding noise of a line
+    s2 = float(np.dot(resid, resid)) / dof
+    var = s2 * float(np.linalg.inv(gram)[0, 0])
+    return float(coef[0] / math.sqrt(var)) if var > 0 else None
+
+
+def _stationary_fit(
+    t: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    sxx: float,
+    ols_slope: float,
+    e: npt.NDArray[np.float64],
+    lags: int,
+) -> tuple[float, float, int]:
+    """Slope, its variance and the t degrees of freedom under stationary noise: feasible GLS for
+    the residuals' AR(1) coefficient (Prais-Winsten), with a Newey-West sandwich for what the
+    AR(1) leaves; OLS (max of classic and Newey-West) when the coefficient is not positive."""
+    n = t.size
+    rho = float(np.dot(e[1:], e[:-1]) / np.dot(e[:-1], e[:-1]))
+    if not 0.0 < rho < 1.0:
+        classic = float(np.dot(e, e)) / (n - 2) / sxx
+        hac = _bartlett(x * e, lags) / (sxx * sxx) * n / (n - 2)
+        return ols_slope, max(classic, hac), n - 2
+    w = math.sqrt(1.0 - rho * rho)
+    z = np.empty((n, 2))
+    z[0] = (w, w * t[0])
+    z[1:, 0] = 1.0 - rho
+    z[1:, 1] = t[1:] - rho * t[:-1]
+    ys = np.concatenate(([w * y[0]], y[1:] - rho * y[:-1]))
+    inverse = np.linalg.inv(z.T @ z)
+    coef = inverse @ (z.T @ ys)
+    v = ys - z @ coef
+    g = z * v[:, None]
+    meat = g.T @ g
     for lag in range(1, lags + 1):
-        weight = 1.0 - lag / (lags + 1.0)
-        s += 2.0 * weight * float(np.dot(u[lag:], u[:-lag]))
-    return max(s, 0.0) / (sxx * sxx)
+        cross = g[lag:].T @ g[:-lag]
+        meat += (1.0 - lag / (lags + 1.0)) * (cross + cross.T)
+    hac = float((inverse @ meat @ inverse)[1, 1]) * n / (n - 2)
+    classic = float(np.dot(v, v)) / (n - 2) * float(inverse[1, 1])
+    return float(coef[1]), max(hac, classic), n - 2
+
+
+def _unit_root_fit(
+    t: npt.NDArray[np.float64], y: npt.NDArray[np.float64], lags: int
+) -> tuple[float, float, int]:
+    """Slope, variance and degrees of freedom when the noise may be a random walk (RSS that grows
+    and shrinks in steps that persist): the drift of the differences, (last - first) / span, with
+    a Newey-West variance of the differences. Stationary noise read this way gives a wider
+    interval, never a narrower one than it should."""
+    steps = np.diff(y)
+    span = float(t[-1] - t[0])
+    slope = float(steps.sum()) / span
+    r = steps - slope * np.diff(t)
+    m = r.size
+    return slope, _bartlett(r, lags) * m / (m - 1) / (span * span), max(m - 1, 1)
 
 
 def min_leak_duration_s(limit_pct_per_hour: float) -> float:
