@@ -2,7 +2,7 @@
 
 At a true slope equal to the limit every pass and every fail is wrong; the 95 % interval allows
 2.5 % on each side.  Two hours at 15 s (481 samples), the phase 0 limit of 1 %/h.  The old OLS +
-Newey-West interval measured 42 % false passes and 45 % false fails under a random walk, 30/32 %
+Newey-West interval measured 42.5 % false passes and 40.8 % false fails under a random walk, 31/29 %
 under AR(1) 0.98 (benchmarks/results/leak_error_rates.json has both, at more replicates).
 """
 
